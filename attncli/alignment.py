@@ -1,0 +1,126 @@
+"""From piece-level attention to word alignments, and their quality against gold (AER).
+
+Merge rule (documented in the README): the weight between target word j and source word i is
+the *sum* over the source word's pieces (attention mass that lands on the word) and the *mean*
+over the target word's pieces (each piece of the word is one prediction). Each row therefore
+still sums to 1, including the source EOS column, which is kept apart: attention on EOS means
+"no source word in particular".
+
+Link extraction: each target word links to the source word with the most weight. A target word
+whose strongest weight is below `min_weight` gets no link (diffuse attention; precision).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Iterable, Sequence
+
+import torch
+from torch import Tensor
+
+from .errors import CorpusError
+
+
+@dataclass
+class Alignment:
+    src_words: list[str]
+    tgt_words: list[str]
+    src_pieces: list[str]
+    tgt_pieces: list[str]
+    src_word_of_piece: list[int]
+    tgt_word_of_piece: list[int]
+    piece_weights: Tensor   # (tgt_pieces + 1, src_pieces + 1): rows add the EOS prediction, columns the source EOS
+    word_weights: Tensor    # (tgt_words, src_words + 1): last column is the source EOS
+    score: float            # teacher-forced log-probability of the target (pieces + EOS)
+
+    def links(self, min_weight: float = 0.0) -> list[tuple[int, int]]:
+        """(source word, target word) pairs: each target word's most attended source word."""
+        result = []
+        if not self.src_words:
+            return result
+        for j in range(len(self.tgt_words)):
+            row = self.word_weights[j, : len(self.src_words)]
+            weight, i = row.max(dim=0)
+            if float(weight) >= min_weight and float(weight) > 0.0:
+                result.append((int(i), j))
+        return sorted(result)
+
+
+def merge_pieces(piece_weights: Tensor, src_word_of_piece: Sequence[int], tgt_word_of_piece: Sequence[int],
+                 num_src_words: int, num_tgt_words: int) -> Tensor:
+    """Word-level weights (tgt_words, src_words + 1) from piece-level weights.
+
+    piece_weights (tgt_pieces, src_pieces + 1), the last column being the source EOS.
+    Sum over a source word's pieces, mean over a target word's pieces.
+    """
+    src_map = torch.zeros(len(src_word_of_piece) + 1, num_src_words + 1)     # (src_pieces+1, src_words+1)
+    src_map[torch.arange(len(src_word_of_piece)), torch.tensor(src_word_of_piece, dtype=torch.long)] = 1.0
+    src_map[-1, -1] = 1.0                                                     # EOS stays EOS
+    tgt_map = torch.zeros(num_tgt_words, len(tgt_word_of_piece))              # (tgt_words, tgt_pieces)
+    if tgt_word_of_piece:
+        tgt_map[torch.tensor(tgt_word_of_piece, dtype=torch.long), torch.arange(len(tgt_word_of_piece))] = 1.0
+        tgt_map = tgt_map / tgt_map.sum(dim=1, keepdim=True).clamp(min=1.0)
+    return tgt_map @ piece_weights @ src_map
+
+
+def word_alignment(src_words: list[str], tgt_words: list[str], src_pieces: list[str], tgt_pieces: list[str],
+                   src_word_of_piece: list[int], tgt_word_of_piece: list[int], piece_weights: Tensor,
+                   score: float, attention_shift: int = 0) -> Alignment:
+    """Build an Alignment; `attention_shift=1` explains piece t by the attention computed after
+    reading it (the step that predicts t+1) instead of the one that predicted it."""
+    rows = piece_weights[attention_shift: attention_shift + len(tgt_pieces)]
+    word_weights = merge_pieces(rows, src_word_of_piece, tgt_word_of_piece, len(src_words), len(tgt_words))
+    return Alignment(src_words, tgt_words, src_pieces, tgt_pieces, src_word_of_piece, tgt_word_of_piece,
+                     piece_weights, word_weights, score)
+
+
+def format_pharaoh(links: Iterable[tuple[int, int]]) -> str:
+    return " ".join(f"{i}-{j}" for i, j in links)
+
+
+def parse_pharaoh(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+    """Sure and possible links of one Pharaoh line: `i-j` sure, `ipj` (or `i?j`) possible; P includes S."""
+    sure, possible = set(), set()
+    for token in line.split():
+        for mark in ("-", "p", "?"):
+            left, sep, right = token.partition(mark)
+            if sep and left.isdigit() and right.isdigit():
+                link = (int(left), int(right))
+                possible.add(link)
+                if mark == "-":
+                    sure.add(link)
+                break
+        else:
+            raise CorpusError(f"{where}expected links like 0-1 or 0p1, found '{token}'.")
+    return sure, possible
+
+
+@dataclass
+class AlignmentScore:
+    aer: float
+    precision: float
+    recall: float
+    predicted: int = 0
+    sure: int = 0
+    possible: int = 0
+    sentences: int = 0
+    counts: dict = field(default_factory=dict)
+
+
+def score_alignments(gold: Sequence[tuple[set, set]], predicted: Sequence[set]) -> AlignmentScore:
+    """AER, precision and recall over a corpus (Och & Ney 2003):
+    precision = |A∩P|/|A|, recall = |A∩S|/|S|, AER = 1 - (|A∩S| + |A∩P|) / (|A| + |S|)."""
+    if len(gold) != len(predicted):
+        raise CorpusError(f"the gold file has {len(gold)} lines but the alignments have {len(predicted)}.")
+    a_and_s = a_and_p = size_a = size_s = size_p = 0
+    for (sure, possible), links in zip(gold, predicted):
+        possible = possible | sure
+        a_and_s += len(links & sure)
+        a_and_p += len(links & possible)
+        size_a += len(links)
+        size_s += len(sure)
+        size_p += len(possible)
+    precision = a_and_p / size_a if size_a else 0.0
+    recall = a_and_s / size_s if size_s else 0.0
+    aer = 1.0 - (a_and_s + a_and_p) / (size_a + size_s) if size_a + size_s else 0.0
+    return AlignmentScore(aer, precision, recall, size_a, size_s, size_p, len(gold))

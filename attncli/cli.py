@@ -1,0 +1,419 @@
+"""The `attncli` command line: parse options, call the library, print results.
+
+stdout carries results only (translations, tables, scores); progress, logs and errors go to
+stderr. A user error ends in one line `attncli: error: ...` and exit status 1 (2 for a bad
+command line, 130 for Ctrl-C). Heavy imports (torch) happen inside commands so `--help` is fast.
+"""
+
+from __future__ import annotations
+
+import json
+import signal
+import sys
+from contextlib import contextmanager
+from enum import Enum
+from pathlib import Path
+from typing import Iterator, Optional
+
+import typer
+from typing_extensions import Annotated
+
+from .errors import AttncliError, CorpusError, OptionError
+
+app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
+                  pretty_exceptions_enable=False,
+                  help="Train, run and inspect attention-based translation models.")
+inspect_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                          help="Look inside a model: attention alignments and their quality.")
+app.add_typer(inspect_app, name="inspect")
+
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or the name of a shipped model (es-en, fr-en).")]
+
+
+class OutputFormat(str, Enum):
+    table = "table"
+    pharaoh = "pharaoh"
+    json = "json"
+
+
+def fail(message: str, code: int = 1) -> None:
+    """One line on stderr, then exit."""
+    sys.stderr.write(f"attncli: error: {message}\n")
+    sys.stderr.flush()
+    raise SystemExit(code)
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn a user-fixable error into one stderr line and a non-zero exit status."""
+    try:
+        yield
+    except AttncliError as exc:
+        fail(str(exc))
+
+
+def stderr_console():
+    from rich.console import Console
+
+    return Console(stderr=True, soft_wrap=True)
+
+
+def stdout_console(width: Optional[int] = None):
+    from rich.console import Console
+
+    return Console(soft_wrap=False, width=width)
+
+
+@app.callback()
+def main_callback() -> None:
+    """Train, run and inspect attention-based translation models."""
+
+
+@app.command()
+def train(
+    corpus: Annotated[Path, typer.Argument(help="Training pairs: UTF-8, one source<TAB>target per line.")],
+    dev: Annotated[Optional[Path], typer.Option(help="Dev pairs for validation; default: hold out 1% of CORPUS (at most 2000 pairs).")] = None,
+    out: Annotated[Optional[Path], typer.Option(help="Model folder to write; default: models/<corpus name>.")] = None,
+    epochs: Annotated[int, typer.Option(help="Stop after this many epochs.")] = 100,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = 0.0,
+    patience: Annotated[int, typer.Option(help="Stop after this many validations without dev BLEU improvement.")] = 6,
+    valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch).")] = 0,
+    vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size.")] = 8000,
+    joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = True,
+    embed_size: Annotated[int, typer.Option(help="Embedding size.")] = 256,
+    hidden_size: Annotated[int, typer.Option(help="Decoder (and attention) size; the encoder has half per direction.")] = 256,
+    encoder_layers: Annotated[int, typer.Option(help="Encoder LSTM layers.")] = 1,
+    decoder_layers: Annotated[int, typer.Option(help="Decoder LSTM layers.")] = 1,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
+    input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = False,
+    tied_output: Annotated[bool, typer.Option(help="Share target embeddings and output layer (needs embed = hidden size).")] = False,
+    batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = 4096,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = 0.002,
+    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = 400,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without improvement.")] = 0.5,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.1,
+    clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
+    max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = 100,
+    beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = 5,
+    length_penalty: Annotated[float, typer.Option(help="Default length normalisation exponent stored with the model.")] = 1.0,
+    average_last: Annotated[int, typer.Option(help="Average the weights of the last N best checkpoints at the end.")] = 1,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (slower on most CPUs; measured in benchmarks/).")] = False,
+    fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = True,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = 1,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+) -> None:
+    """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept)."""
+    with reported_errors():
+        from .config import TrainConfig
+        from .training import TrainingInterrupted, train as run_training
+
+        config = TrainConfig(
+            vocab_size=vocab_size, joint_vocab=joint_vocab, embed_size=embed_size, hidden_size=hidden_size,
+            encoder_layers=encoder_layers, decoder_layers=decoder_layers, dropout=dropout,
+            input_feeding=input_feeding, tied_output=tied_output, batch_tokens=batch_tokens,
+            learning_rate=learning_rate, warmup_steps=warmup_steps, lr_decay=lr_decay,
+            label_smoothing=label_smoothing, clip_norm=clip_norm, epochs=epochs, max_minutes=max_minutes,
+            patience=patience, valid_every=valid_every, max_len=max_len, beam_size=beam,
+            length_penalty=length_penalty, average_last=average_last, bf16=bf16, seed=seed,
+            threads=threads, save_fp16=fp16_weights)
+        config.validate()
+        out_dir = out or Path("models") / corpus.stem
+        if out_dir.exists() and not (out_dir / "config.json").is_file() and any(out_dir.iterdir()):
+            raise OptionError(f"--out {out_dir}: exists and is not a model folder; refusing to replace it.")
+        from .progress import TrainingProgress
+
+        previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
+        try:
+            with TrainingProgress(stderr_console()) as progress:
+                result = run_training(corpus, dev, out_dir, config, on_event=progress.update)
+        except TrainingInterrupted as stopped:
+            saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
+            sys.stderr.write(f"attncli: interrupted at update {stopped.result.steps}{saved}.\n")
+            raise SystemExit(130)
+        finally:
+            signal.signal(signal.SIGTERM, previous)
+        minutes = result.elapsed_s / 60
+        typer.echo(f"model: {result.model_dir}")
+        typer.echo(f"best dev BLEU {result.best_bleu:.2f}  chrF {result.best_chrf:.2f}  loss {result.best_dev_loss:.3f} (update {result.best_step})")
+        typer.echo(f"updates {result.steps}, {minutes:.1f} min, {result.parameters:,} parameters; stopped: {result.stop_reason}")
+        if result.skipped_pairs:
+            typer.echo(f"skipped {result.skipped_pairs} training pairs longer than {max_len} pieces")
+
+
+def _raise_keyboard_interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt
+
+
+@app.command()
+def translate(
+    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate; default: each line of stdin.")] = None,
+    model: ModelOption = "es-en",
+    beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
+    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = 2000,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+) -> None:
+    """Translate SENTENCE, or each line of stdin: one output line per input line, in order."""
+    _check_beam(beam)
+    with reported_errors():
+        from .translator import Translator
+
+        translator = Translator.load(model, threads)
+        if sentence is not None:
+            if not sentence.strip():
+                raise OptionError("the sentence is empty.")
+            typer.echo(translator.translate([sentence], beam, length_penalty)[0])
+            return
+        lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
+        for output in translator.translate_stream(lines, beam, length_penalty, batch_tokens):
+            sys.stdout.write(output + "\n")
+        sys.stdout.flush()
+
+
+def _stdin_lines() -> Iterator[str]:
+    """Lines of stdin decoded as UTF-8; a bad byte is an error naming the line."""
+    from .corpus import decode_line
+
+    for line_no, raw in enumerate(sys.stdin.buffer, start=1):
+        yield decode_line(raw, "stdin", line_no)
+
+
+def _check_beam(beam: Optional[int]) -> None:
+    if beam is not None and not 1 <= beam <= 100:
+        fail(f"--beam must be from 1 to 100, got {beam}.", 2)
+
+
+@app.command()
+def evaluate(
+    test: Annotated[Path, typer.Argument(help="Test pairs: source<TAB>reference per line.")],
+    model: ModelOption = "es-en",
+    beam: Annotated[Optional[int], typer.Option(help="Beam size. Default: the model's.")] = None,
+    length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+) -> None:
+    """Translate the source column of TEST and score it against the references (BLEU, chrF, TER)."""
+    _check_beam(beam)
+    with reported_errors():
+        import time
+
+        from .corpus import read_pairs
+        from .evaluation import score_translations
+        from .translator import Translator
+
+        pairs = read_pairs(test)
+        translator = Translator.load(model, threads)
+        start = time.monotonic()
+        hypotheses = translator.translate([pair.source for pair in pairs], beam, length_penalty)
+        seconds = time.monotonic() - start
+        scores = score_translations(hypotheses, [pair.target for pair in pairs])
+        scores.update(sentences=len(pairs), seconds=round(seconds, 2),
+                      beam=beam or translator.default_beam, model=str(model))
+        if as_json:
+            typer.echo(json.dumps(scores, ensure_ascii=False))
+        else:
+            for metric in ("bleu", "chrf", "ter"):
+                typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
+            typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']})")
+
+
+@inspect_app.command("alignment")
+def inspect_alignment(
+    sentence: Annotated[Optional[str], typer.Argument(help="Source sentence (words = whitespace tokens).")] = None,
+    model: ModelOption = "es-en",
+    target: Annotated[Optional[str], typer.Option(help="Explain this translation (teacher-forced) instead of the model's own.")] = None,
+    file: Annotated[Optional[Path], typer.Option(help="Align every source<TAB>target pair of this file (teacher-forced).")] = None,
+    output_format: Annotated[OutputFormat, typer.Option("--format", help="table, pharaoh (i-j links) or json.")] = OutputFormat.table,
+    subwords: Annotated[bool, typer.Option(help="Show the raw subword-level matrix.")] = False,
+    gold: Annotated[Optional[str], typer.Option(help="Gold links ('0-0 1p2') to mark agreement in the table.")] = None,
+    gold_file: Annotated[Optional[Path], typer.Option(help="Gold Pharaoh file, one line per pair of --file.")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Also write the table to FILE.svg or FILE.html.")] = None,
+    min_weight: Annotated[float, typer.Option(help="No link for a target word whose strongest weight is below this.")] = 0.0,
+    shift: Annotated[int, typer.Option(help="0: attention that predicted the word; 1: attention after reading it.")] = 0,
+    beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
+    batch_size: Annotated[int, typer.Option(help="Pairs per batch with --file.")] = 32,
+) -> None:
+    """Show which source words each target word attended to."""
+    _check_beam(beam)
+    with reported_errors():
+        from .alignment import format_pharaoh, parse_pharaoh
+        from .translator import Translator
+
+        if not 0.0 <= min_weight <= 1.0:
+            raise OptionError(f"--min-weight must be from 0 to 1, got {min_weight}.")
+        if shift not in (0, 1):
+            raise OptionError(f"--shift must be 0 or 1, got {shift}.")
+        if (sentence is None) == (file is None):
+            raise OptionError("give either a SENTENCE or --file PAIRS.tsv.")
+        if save is not None and save.suffix.lower() not in (".svg", ".html"):
+            raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
+        translator = Translator.load(model)
+        if file is not None:
+            _align_file(translator, file, output_format, gold_file, min_weight, shift, batch_size, save, subwords)
+            return
+        alignment = translator.align(sentence, target, beam, attention_shift=shift)
+        gold_links = parse_pharaoh(gold, "--gold: ") if gold else None
+        _print_alignment(alignment, output_format, subwords, min_weight, gold_links, save)
+
+
+def _print_alignment(alignment, output_format: OutputFormat, subwords: bool, min_weight: float,
+                     gold_links, save: Optional[Path]) -> None:
+    from .alignment import format_pharaoh
+
+    links = alignment.links(min_weight)
+    if output_format is OutputFormat.pharaoh:
+        typer.echo(format_pharaoh(links))
+    elif output_format is OutputFormat.json:
+        typer.echo(json.dumps(_alignment_json(alignment, links), ensure_ascii=False))
+    else:
+        from .render import alignment_table, legend
+        from rich.text import Text
+
+        console = stdout_console()
+        console.print(Text(" ".join(alignment.tgt_words)))
+        table = alignment_table(alignment, subwords, links, gold_links)
+        console.print(table)
+        console.print(legend(gold_links is not None))
+    if save is not None:
+        _save_picture(alignment, subwords, links, gold_links, save)
+
+
+def _save_picture(alignment, subwords, links, gold_links, save: Path) -> None:
+    from rich.console import Console
+
+    from .render import alignment_table, legend
+
+    recorder = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115 - only recording
+    recorder.print(alignment_table(alignment, subwords, links, gold_links, title=" ".join(alignment.src_words)))
+    recorder.print(legend(gold_links is not None))
+    try:
+        if save.suffix.lower() == ".svg":
+            recorder.save_svg(str(save), title="attncli inspect alignment")
+        else:
+            recorder.save_html(str(save))
+    except OSError as exc:
+        raise OptionError(f"--save {save}: cannot write ({exc.strerror or exc}).") from None
+    sys.stderr.write(f"attncli: saved {save}\n")
+
+
+def _alignment_json(alignment, links) -> dict:
+    return {
+        "src_words": alignment.src_words, "tgt_words": alignment.tgt_words,
+        "src_pieces": alignment.src_pieces, "tgt_pieces": alignment.tgt_pieces,
+        "src_word_of_piece": alignment.src_word_of_piece, "tgt_word_of_piece": alignment.tgt_word_of_piece,
+        "word_weights": [[round(float(w), 6) for w in row] for row in alignment.word_weights],
+        "piece_weights": [[round(float(w), 6) for w in row] for row in alignment.piece_weights],
+        "links": [list(link) for link in links],
+        "log_probability": alignment.score,
+        "note": "word_weights: rows = target words, columns = source words + </s>; "
+                "piece_weights: rows = target pieces + </s>, columns = source pieces + </s>",
+    }
+
+
+def _align_file(translator, file: Path, output_format: OutputFormat, gold_file: Optional[Path],
+                min_weight: float, shift: int, batch_size: int, save, subwords) -> None:
+    """Teacher-forced alignment of every pair of `file`, streamed batch by batch."""
+    from .alignment import format_pharaoh, parse_pharaoh
+    from .corpus import check_readable_file, iter_pairs
+
+    if batch_size < 1:
+        raise OptionError(f"--batch-size must be at least 1, got {batch_size}.")
+    gold_lines = None
+    if gold_file is not None:
+        check_readable_file(gold_file)
+        gold_lines = gold_file.read_text(encoding="utf-8").splitlines()
+    pairs = iter_pairs(file)
+    index = 0
+    while True:
+        chunk = [pair for _, pair in zip(range(batch_size), pairs)]
+        if not chunk:
+            break
+        alignments = translator.align_batch([p.source for p in chunk], [p.target for p in chunk], attention_shift=shift)
+        for alignment in alignments:
+            gold_links = None
+            if gold_lines is not None:
+                if index >= len(gold_lines):
+                    raise CorpusError(f"{gold_file}: has fewer lines than {file}.")
+                gold_links = parse_pharaoh(gold_lines[index], f"{gold_file}:{index + 1}: ")
+            if output_format is OutputFormat.table:
+                _print_alignment(alignment, output_format, subwords, min_weight, gold_links, None)
+            else:
+                _print_alignment(alignment, output_format, subwords, min_weight, gold_links, None)
+            index += 1
+        sys.stdout.flush()
+
+
+@inspect_app.command("aer")
+def inspect_aer(
+    gold: Annotated[Path, typer.Argument(help="Gold Pharaoh file: i-j sure, ipj possible links.")],
+    hypothesis: Annotated[Path, typer.Argument(help="Predicted Pharaoh file, one line per gold line.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
+) -> None:
+    """Score predicted word alignments against gold: AER, precision, recall."""
+    with reported_errors():
+        from .alignment import parse_pharaoh, score_alignments
+        from .corpus import check_readable_file
+
+        for path in (gold, hypothesis):
+            check_readable_file(path)
+        gold_links = [parse_pharaoh(line, f"{gold}:{n}: ") for n, line in enumerate(_read_lines(gold), 1)]
+        predicted = [parse_pharaoh(line, f"{hypothesis}:{n}: ")[1] for n, line in enumerate(_read_lines(hypothesis), 1)]
+        if len(predicted) != len(gold_links):
+            raise CorpusError(f"{hypothesis} has {len(predicted)} lines but {gold} has {len(gold_links)}.")
+        score = score_alignments(gold_links, predicted)
+        if as_json:
+            typer.echo(json.dumps({"aer": score.aer, "precision": score.precision, "recall": score.recall,
+                                   "links": score.predicted, "sure": score.sure, "possible": score.possible,
+                                   "sentences": score.sentences}))
+        else:
+            typer.echo(f"AER {score.aer:.4f}  precision {score.precision:.4f}  recall {score.recall:.4f}  "
+                       f"({score.sentences} sentences, {score.predicted} links; gold {score.sure} sure, {score.possible} possible)")
+
+
+def _read_lines(path: Path) -> list[str]:
+    from .corpus import decode_line
+
+    with open(path, "rb") as handle:
+        return [decode_line(raw, path, n) for n, raw in enumerate(handle, 1)]
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """Run the CLI; returns the exit status. Usage errors become one line on stderr (status 2)."""
+    command = typer.main.get_command(app)
+    try:
+        command.main(args=argv, prog_name="attncli", standalone_mode=False)
+    except typer.Exit as exc:
+        return exc.exit_code
+    except (typer.Abort, KeyboardInterrupt):
+        sys.stderr.write("attncli: interrupted.\n")
+        return 130
+    except typer.TyperException as exc:   # bad command line (typer's own click)
+        if type(exc).__name__ == "NoArgsIsHelpError":    # `attncli` or `attncli inspect` alone
+            sys.stdout.write(exc.ctx.get_help() + "\n")
+            return 0
+        message = exc.format_message() if hasattr(exc, "format_message") else str(exc)
+        sys.stderr.write(f"attncli: error: {' '.join(message.split())}\n")
+        return 2
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        return 141
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else 1
+    try:
+        sys.stdout.flush()
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        return 141
+    return 0
+
+
+def _silence_broken_pipe() -> None:
+    """The reader went away (`| head`): point stdout at /dev/null so the exit flush is quiet."""
+    import os
+
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+
+
+def entry() -> None:
+    sys.exit(main())

@@ -1,0 +1,203 @@
+"""Save and load a model folder: config.json, model.safetensors and the SentencePiece model(s).
+
+The only module that knows the file format. Nothing is unpickled: weights are safetensors,
+settings JSON, tokenizers SentencePiece protos. Shapes in the JSON are checked against the
+safetensors header before anything is built, so a hostile file cannot make us allocate more than
+the file holds. Saving builds the folder beside the target and renames it into place.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig
+from .errors import ModelFileError
+from .model import Seq2Seq
+from .tokenizer import Tokenizer
+
+FORMAT = "attncli-model"
+FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+WEIGHTS_FILE = "model.safetensors"
+JOINT_SPM_FILE = "spm.model"
+SRC_SPM_FILE = "spm.src.model"
+TGT_SPM_FILE = "spm.tgt.model"
+TIED_KEY = "decoder.output.weight"   # a view of decoder.embed.weight when embeddings are tied
+
+PICKLE_SIGNS = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ / a torch.save zip archive
+
+
+@dataclass
+class LoadedModel:
+    model: Seq2Seq
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    info: dict[str, Any] = field(default_factory=dict)   # training summary and search defaults
+
+
+def _fsync_file(path: Path) -> None:
+    with open(path, "rb") as handle:
+        os.fsync(handle.fileno())
+
+
+def _write_bytes(path: Path, data: bytes) -> None:
+    with open(path, "wb") as handle:
+        handle.write(data)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def replace_dir_atomically(build_dir: Path, target: Path) -> None:
+    """Move a complete `build_dir` to `target`, replacing an older model there.
+
+    A rename cannot replace a non-empty folder, so an old model is first renamed aside and
+    removed only once the new one is in place.
+    """
+    old = target.with_name(f".{target.name}.old-{os.getpid()}")
+    if target.exists():
+        os.replace(target, old)
+    os.replace(build_dir, target)
+    if old.exists():
+        shutil.rmtree(old, ignore_errors=True)
+    try:
+        dir_fd = os.open(target.parent, os.O_RDONLY)
+        os.fsync(dir_fd)
+        os.close(dir_fd)
+    except OSError:
+        pass
+
+
+def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+               info: dict[str, Any] | None = None, fp16: bool = False) -> Path:
+    """Write a complete model folder atomically; `fp16` halves its size (loading casts back)."""
+    from safetensors.torch import save_file
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir()
+    try:
+        state = {name: tensor.detach().to(torch.float16 if fp16 else torch.float32).contiguous()
+                 for name, tensor in model.state_dict().items()}
+        if model.config.tied_output:
+            state.pop(TIED_KEY)
+        save_file(state, str(build / WEIGHTS_FILE), metadata={"format": FORMAT})
+        _fsync_file(build / WEIGHTS_FILE)
+        joint = src_tokenizer.model_proto == tgt_tokenizer.model_proto
+        if joint:
+            _write_bytes(build / JOINT_SPM_FILE, src_tokenizer.model_proto)
+        else:
+            _write_bytes(build / SRC_SPM_FILE, src_tokenizer.model_proto)
+            _write_bytes(build / TGT_SPM_FILE, tgt_tokenizer.model_proto)
+        document = {
+            "format": FORMAT,
+            "format_version": FORMAT_VERSION,
+            "model": model.config.to_dict(),
+            "tokenizer": {"type": "sentencepiece-unigram", "joint": joint,
+                          "src_sha256": _digest(src_tokenizer), "tgt_sha256": _digest(tgt_tokenizer)},
+            "weights_dtype": "float16" if fp16 else "float32",
+            "info": info or {},
+        }
+        _write_bytes(build / CONFIG_FILE, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        replace_dir_atomically(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return target
+
+
+def _digest(tokenizer: Tokenizer) -> str:
+    return hashlib.sha256(tokenizer.model_proto).hexdigest()
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{directory}: not a model folder ({CONFIG_FILE} is missing).")
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{path}: not valid JSON ({exc}).") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT:
+        raise ModelFileError(f"{path}: not an attncli model config (no \"format\": \"{FORMAT}\").")
+    if document.get("format_version") != FORMAT_VERSION:
+        raise ModelFileError(f"{path}: unsupported format_version {document.get('format_version')!r}.")
+    return document
+
+
+def _read_tokenizer(path: Path) -> Tokenizer:
+    if not path.is_file():
+        raise ModelFileError(f"{path}: missing SentencePiece model.")
+    try:
+        return Tokenizer(path.read_bytes())
+    except ModelFileError as exc:
+        raise ModelFileError(f"{path}: {exc}") from None
+
+
+def _read_weights(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
+    """Read safetensors weights after checking every name and shape against `config`."""
+    from safetensors import safe_open
+
+    if not path.is_file():
+        raise ModelFileError(f"{path}: missing weights file.")
+    with open(path, "rb") as handle:
+        head = handle.read(8)
+    if head.startswith(PICKLE_SIGNS):
+        raise ModelFileError(f"{path}: is a pickle or torch.save file, which attncli refuses to load (it can run code); expected safetensors.")
+    with torch.device("meta"):
+        expected = {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    if config.tied_output:
+        expected.pop(TIED_KEY)
+    try:
+        with safe_open(str(path), framework="pt") as weights:
+            found = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
+            if found != expected:
+                wrong = sorted(set(found.items()) ^ set(expected.items()))
+                raise ModelFileError(
+                    f"{path}: weights do not match config.json (first difference: {wrong[0][0]}).")
+            return {name: weights.get_tensor(name).float() for name in found}
+    except ModelFileError:
+        raise
+    except Exception as exc:  # safetensors raises SafetensorError/OSError for corrupt files
+        raise ModelFileError(f"{path}: corrupt or truncated safetensors file ({exc}).") from None
+
+
+def load_model(directory: Path | str) -> LoadedModel:
+    """Load a model folder for inference (eval mode), validating everything first."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ModelFileError(f"{directory}: no such model folder.")
+    document = _read_config(directory)
+    config = ModelConfig.from_dict(document.get("model"))
+    if not isinstance(document.get("tokenizer"), dict):
+        raise ModelFileError(f"{directory / CONFIG_FILE}: 'tokenizer' must be an object.")
+    joint = bool(document["tokenizer"].get("joint", True))
+    if joint:
+        src_tokenizer = tgt_tokenizer = _read_tokenizer(directory / JOINT_SPM_FILE)
+    else:
+        src_tokenizer = _read_tokenizer(directory / SRC_SPM_FILE)
+        tgt_tokenizer = _read_tokenizer(directory / TGT_SPM_FILE)
+    tokenizer_info = document["tokenizer"]
+    for side, tokenizer in (("src", src_tokenizer), ("tgt", tgt_tokenizer)):
+        if tokenizer_info.get(f"{side}_sha256") != _digest(tokenizer):
+            raise ModelFileError(f"{directory}: the SentencePiece model is not the one this model was trained with.")
+    if len(src_tokenizer) != config.src_vocab_size or len(tgt_tokenizer) != config.tgt_vocab_size:
+        raise ModelFileError(
+            f"{directory}: the SentencePiece vocabulary ({len(src_tokenizer)}/{len(tgt_tokenizer)} pieces) "
+            f"does not match the weights ({config.src_vocab_size}/{config.tgt_vocab_size}).")
+    state = _read_weights(directory / WEIGHTS_FILE, config)
+    model = Seq2Seq(config)
+    model.load_state_dict(state, strict=not config.tied_output)
+    model.eval()
+    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+    return LoadedModel(model, src_tokenizer, tgt_tokenizer, info)

@@ -1,0 +1,60 @@
+"""A rich progress display for training, on stderr, driven by TrainEvent callbacks."""
+
+from __future__ import annotations
+
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from .training import TrainEvent
+
+
+def _clock(seconds: float) -> str:
+    seconds = int(seconds)
+    return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
+
+
+class TrainingProgress:
+    """Shows epoch, update, loss, tokens/s and time left; prints one line per validation."""
+
+    def __init__(self, console: Console, log_every_s: float = 30.0) -> None:
+        self.console = console
+        self.live = console.is_terminal          # a log file gets plain status lines instead
+        self.log_every_s = log_every_s
+        self.last_log = 0.0
+        self.progress = Progress(
+            TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stats]}"),
+            TimeElapsedColumn(), TextColumn("left {task.fields[left]}"),
+            console=console, transient=True, redirect_stdout=False, redirect_stderr=False)
+        self.task = self.progress.add_task("starting", total=None, stats="", left="?")
+
+    def __enter__(self) -> "TrainingProgress":
+        if self.live:
+            self.progress.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.live:
+            self.progress.stop()
+
+    def update(self, event: TrainEvent) -> None:
+        if event.kind == "start":
+            self.progress.update(self.task, description=event.message)
+        elif event.kind == "step" and not self.live:
+            if event.elapsed_s - self.last_log >= self.log_every_s:
+                self.last_log = event.elapsed_s
+                self.console.print(
+                    f"  epoch {event.epoch} update {event.step}  loss {event.loss:.3f}  {event.tokens_per_s:,.0f} tok/s  "
+                    f"lr {event.learning_rate:.2g}  [{_clock(event.elapsed_s)}, left {_clock(event.seconds_left)}]",
+                    markup=False, highlight=False)
+        elif event.kind == "step":
+            fraction = event.elapsed_s / (event.elapsed_s + event.seconds_left) if event.seconds_left or event.elapsed_s else 0
+            self.progress.update(
+                self.task, description=f"epoch {event.epoch} update {event.step}", total=1000,
+                completed=int(1000 * fraction), left=_clock(event.seconds_left),
+                stats=f"loss {event.loss:.3f}  {event.tokens_per_s:,.0f} tok/s  lr {event.learning_rate:.2g}")
+        elif event.kind == "validation":
+            mark = "*" if event.improved else " "
+            self.console.print(
+                f"{mark} epoch {event.epoch:3d} update {event.step:6d}  dev loss {event.dev_loss:.3f}  "
+                f"BLEU {event.dev_bleu:5.2f}  chrF {event.dev_chrf:5.2f}  [{_clock(event.elapsed_s)}]",
+                markup=False, highlight=False)

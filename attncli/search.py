@@ -1,0 +1,157 @@
+"""Greedy and beam search over a trained Seq2Seq, batched over sentences.
+
+Free functions, not model methods: search only needs `encode` and `decoder.step`. Sentences that
+are finished leave the batch, so the tensors shrink as decoding goes on. Every hypothesis ends in
+EOS; a sentence that reaches its length limit is forced to end there.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+from .batch import Batch
+from .model import Seq2Seq
+from .tokenizer import BOS_ID, EOS_ID
+
+
+@dataclass
+class Hypothesis:
+    token_ids: list[int]   # output pieces, without BOS and EOS
+    score: float           # sum of log-probabilities of the pieces and the final EOS
+    normalized_score: float  # score / (pieces + 1) ** length_penalty: what beam search ranks by
+
+
+def normalize(score: float, num_pieces: int, length_penalty: float) -> float:
+    """Length normalisation (Wu et al. 2016 style, simplified): divide by length ** alpha."""
+    return score / float(num_pieces + 1) ** length_penalty
+
+
+def length_limits(src_lengths: Tensor, max_ratio: float = 1.5, slack: int = 10) -> Tensor:
+    """Maximum output pieces per sentence: proportional to the source, never unbounded."""
+    return (src_lengths.float() * max_ratio).long() + slack
+
+
+def _force_eos_at_limit(log_probs: Tensor, at_limit: Tensor) -> Tensor:
+    """Rows at their length limit may only choose EOS. log_probs (rows, vocab), at_limit (rows,) bool."""
+    if bool(at_limit.any()):
+        eos_column = log_probs[:, EOS_ID].clone()
+        log_probs = log_probs.masked_fill(at_limit[:, None], float("-inf"))
+        log_probs[:, EOS_ID] = eos_column
+    return log_probs
+
+
+@torch.inference_mode()
+def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0) -> list[Hypothesis]:
+    """The most probable next piece at every step, until EOS."""
+    encoded = model.encode(batch.src_ids, batch.src_lengths)
+    state = model.decoder.initial_state(encoded)
+    limits = length_limits(batch.src_lengths)
+    num_sentences = batch.src_ids.size(0)
+    active = torch.arange(num_sentences)                     # original index of each live row
+    prev = torch.full((num_sentences,), BOS_ID, dtype=torch.long)
+    scores = torch.zeros(num_sentences)
+    tokens: list[list[int]] = [[] for _ in range(num_sentences)]
+    results: list[Hypothesis | None] = [None] * num_sentences
+    step = 0
+    while active.numel():
+        log_probs, state, _ = model.decoder.step(prev, state, encoded)   # (rows, vocab)
+        log_probs = _force_eos_at_limit(log_probs, limits[active] == step)
+        best_log_probs, best = log_probs.max(dim=-1)                     # (rows,)
+        scores[active] += best_log_probs
+        finished = best == EOS_ID
+        for row, index in enumerate(active.tolist()):
+            if finished[row]:
+                score = float(scores[index])
+                results[index] = Hypothesis(tokens[index], score, normalize(score, len(tokens[index]), length_penalty))
+            else:
+                tokens[index].append(int(best[row]))
+        if bool(finished.any()):
+            keep = (~finished).nonzero().squeeze(1)
+            active, best = active[keep], best[keep]
+            encoded, state = encoded.select(keep), state.select(keep)
+        prev = best
+        step += 1
+    return results  # type: ignore[return-value]
+
+
+@torch.inference_mode()
+def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty: float = 1.0) -> list[Hypothesis]:
+    """Beam search with length normalisation; beam_size 1 is greedy search.
+
+    Each step takes the 2*beam best extensions of each sentence; those ending in EOS among the
+    first `beam` are finished hypotheses, and the best `beam` others stay alive (as in fairseq).
+    A sentence is done when it holds `beam` finished hypotheses; its rows leave the batch.
+    """
+    k = beam_size
+    num_sentences = batch.src_ids.size(0)
+    encoded = model.encode(batch.src_ids, batch.src_lengths)
+    encoded = encoded.select(torch.arange(num_sentences).repeat_interleave(k))   # (sentences*beam, ...)
+    state = model.decoder.initial_state(encoded)
+    limits = length_limits(batch.src_lengths)
+    sentence_of_block = torch.arange(num_sentences)           # original index of each live block of k rows
+    scores = torch.full((num_sentences, k), float("-inf"))
+    scores[:, 0] = 0.0                                         # only the first beam starts alive
+    prev = torch.full((num_sentences * k,), BOS_ID, dtype=torch.long)
+    history = torch.empty((num_sentences * k, 0), dtype=torch.long)   # (rows, step) pieces so far
+    finished: list[list[Hypothesis]] = [[] for _ in range(num_sentences)]
+    step = 0
+    while sentence_of_block.numel():
+        blocks = sentence_of_block.numel()
+        log_probs, state, _ = model.decoder.step(prev, state, encoded)            # (blocks*k, vocab)
+        vocab = log_probs.size(-1)
+        at_limit = (limits[sentence_of_block] == step).repeat_interleave(k)
+        log_probs = _force_eos_at_limit(log_probs, at_limit)
+        candidates = (scores[:, :, None] + log_probs.view(blocks, k, vocab)).view(blocks, k * vocab)
+        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=-1)    # (blocks, 2k)
+        origin_beam = torch.div(top_index, vocab, rounding_mode="floor")          # (blocks, 2k)
+        token = top_index % vocab
+        is_eos = token == EOS_ID
+        # 1. EOS among the first k candidates: a finished hypothesis.
+        newly_finished = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])
+        for block, position in newly_finished.nonzero().tolist():
+            row = block * k + int(origin_beam[block, position])
+            pieces = history[row].tolist()
+            score = float(top_scores[block, position])
+            finished[int(sentence_of_block[block])].append(
+                Hypothesis(pieces, score, normalize(score, len(pieces), length_penalty)))
+        # 2. The best k candidates that do not end in EOS stay alive (there are always k of them).
+        alive = torch.sort(is_eos.int(), dim=1, stable=True).indices[:, :k]     # (blocks, k)
+        scores = top_scores.gather(1, alive)
+        origin_rows = (torch.arange(blocks)[:, None] * k + origin_beam.gather(1, alive)).view(-1)
+        prev = token.gather(1, alive).view(-1)                                   # (blocks*k,)
+        history = torch.cat([history[origin_rows], prev[:, None]], dim=1)
+        state = state.select(origin_rows)
+        # 3. Sentences with k finished hypotheses leave the batch.
+        done = torch.tensor([len(finished[int(s)]) >= k for s in sentence_of_block])
+        done |= limits[sentence_of_block] <= step                # the limit step forced EOS everywhere
+        if bool(done.any()):
+            keep_blocks = (~done).nonzero().squeeze(1)
+            keep_rows = (keep_blocks[:, None] * k + torch.arange(k)[None, :]).view(-1)
+            sentence_of_block, scores = sentence_of_block[keep_blocks], scores[keep_blocks]
+            prev, history = prev[keep_rows], history[keep_rows]
+            encoded, state = encoded.select(keep_rows), state.select(keep_rows)
+        step += 1
+    return [max(hyps, key=lambda h: h.normalized_score) for hyps in finished]
+
+
+def search(model: Seq2Seq, batch: Batch, beam_size: int, length_penalty: float) -> list[Hypothesis]:
+    """Greedy search for beam 1 (cheaper bookkeeping, same result), beam search otherwise."""
+    if beam_size == 1:
+        return greedy_search(model, batch, length_penalty)
+    return beam_search(model, batch, beam_size, length_penalty)
+
+
+@torch.inference_mode()
+def teacher_forced_attention(model: Seq2Seq, batch: Batch) -> tuple[Tensor, Tensor]:
+    """Attention and per-piece log-probabilities of given targets.
+
+    Returns weights (batch, tgt_len + 1, src_len) — row t is the attention used to predict
+    piece t (the last row predicts EOS) — and log_probs (batch, tgt_len + 1) of the gold pieces.
+    """
+    assert batch.tgt_in is not None and batch.tgt_out is not None
+    logits, weights = model(batch.src_ids, batch.src_lengths, batch.tgt_in)
+    log_probs = torch.log_softmax(logits.float(), dim=-1).gather(2, batch.tgt_out[:, :, None]).squeeze(2)
+    return weights.float(), log_probs

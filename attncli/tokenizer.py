@@ -1,0 +1,101 @@
+"""SentencePiece subwords: train from an iterator, encode word by word, decode.
+
+Text is always encoded word by word (whitespace tokens), so every piece knows the word it came
+from: that map turns piece-level attention into word alignments. SentencePiece never lets a
+piece cross whitespace, so this gives the same pieces as encoding the whole line.
+"""
+
+from __future__ import annotations
+
+import io
+from typing import Iterable, Sequence
+
+import sentencepiece as spm
+
+from .errors import ModelFileError
+
+PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
+WORD_START = "\u2581"  # "▁", SentencePiece's mark for a piece that begins a word
+
+
+class Tokenizer:
+    """One SentencePiece model: text <-> piece ids, with the word each piece belongs to."""
+
+    def __init__(self, model_proto: bytes) -> None:
+        self.model_proto = model_proto
+        self.processor = spm.SentencePieceProcessor()
+        try:
+            self.processor.LoadFromSerializedProto(model_proto)
+        except Exception:  # sentencepiece raises RuntimeError/OSError variants for bad protos
+            raise ModelFileError("the SentencePiece model is corrupt.") from None
+        ids = (self.processor.pad_id(), self.processor.unk_id(),
+               self.processor.bos_id(), self.processor.eos_id())
+        if ids != (PAD_ID, UNK_ID, BOS_ID, EOS_ID):
+            raise ModelFileError("the SentencePiece model was not made by attncli (special ids differ).")
+
+    @classmethod
+    def train(cls, sentences: Iterable[str], vocab_size: int, seed_size: int = 1_000_000,
+              max_sentences: int = 2_000_000) -> "Tokenizer":
+        """Train a unigram model on `sentences` in memory (no temporary files).
+
+        `hard_vocab_limit=False` lets a tiny corpus get fewer pieces instead of failing.
+        """
+        model = io.BytesIO()
+        spm.SentencePieceTrainer.train(
+            sentence_iterator=iter(sentences),
+            model_writer=model,
+            vocab_size=vocab_size,
+            model_type="unigram",
+            character_coverage=1.0,
+            pad_id=PAD_ID, unk_id=UNK_ID, bos_id=BOS_ID, eos_id=EOS_ID,
+            hard_vocab_limit=False,
+            input_sentence_size=max_sentences,
+            shuffle_input_sentence=True,
+            seed_sentencepiece_size=seed_size,
+            num_threads=2,
+            minloglevel=2,
+        )
+        return cls(model.getvalue())
+
+    def __len__(self) -> int:
+        return self.processor.get_piece_size()
+
+    def encode_words(self, words: Sequence[str]) -> tuple[list[int], list[int]]:
+        """Piece ids of `words` and, for each piece, the index of its word."""
+        ids: list[int] = []
+        word_of_piece: list[int] = []
+        for index, pieces in enumerate(self.processor.encode(list(words))):
+            if not pieces:  # a word that normalises to nothing (e.g. a lone control character)
+                pieces = [UNK_ID]
+            ids.extend(pieces)
+            word_of_piece.extend([index] * len(pieces))
+        return ids, word_of_piece
+
+    def encode(self, text: str) -> list[int]:
+        return self.encode_words(text.split())[0]
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """Piece ids of many texts at once (one call into SentencePiece: fast for corpora)."""
+        return [ids if ids else [UNK_ID] for ids in self.processor.encode(list(texts))]
+
+    def decode(self, ids: Sequence[int]) -> str:
+        return self.processor.decode(list(ids))
+
+    def pieces(self, ids: Sequence[int]) -> list[str]:
+        return [self.processor.id_to_piece(i) for i in ids]
+
+    def words_of_pieces(self, ids: Sequence[int]) -> tuple[list[str], list[int]]:
+        """Group output pieces into words: a piece starting with "▁" starts a new word.
+
+        Returns the words (decoded text of each group) and the word index of every piece.
+        """
+        groups: list[list[int]] = []
+        word_of_piece: list[int] = []
+        for piece_id in ids:
+            piece = self.processor.id_to_piece(piece_id)
+            if piece.startswith(WORD_START) or not groups:
+                groups.append([])
+            groups[-1].append(piece_id)
+            word_of_piece.append(len(groups) - 1)
+        words = [self.decode(group) or self.processor.id_to_piece(group[0]) for group in groups]
+        return words, word_of_piece

@@ -1,0 +1,147 @@
+"""Translator: a loaded model with its tokenizers behind `translate()` and `align()`.
+
+This is the API the CLI, the tests and the benchmarks call.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Iterable, Iterator, Sequence
+
+import torch
+
+from .alignment import Alignment, word_alignment
+from .batch import bucketed_batches, make_batch
+from .errors import InputError, ModelFileError, OptionError
+from .modelfile import LoadedModel, load_model
+from .search import search, teacher_forced_attention
+
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "es-en"
+MAX_INPUT_PIECES = 400   # longer inputs are refused: attention and search cost grow with length
+
+
+def resolve_model_path(name_or_dir: str | Path) -> Path:
+    """A model folder path, or the name of a folder under the shipped `models/`."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    shipped = MODELS_DIR / str(name_or_dir)
+    if len(path.parts) == 1 and shipped.is_dir():
+        return shipped
+    available = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
+    hint = f" (shipped models: {', '.join(available)})" if available else ""
+    raise ModelFileError(f"unknown model '{name_or_dir}': no such folder{hint}.")
+
+
+class Translator:
+    """Translate and explain with one model."""
+
+    def __init__(self, loaded: LoadedModel) -> None:
+        self.model = loaded.model
+        self.src_tokenizer = loaded.src_tokenizer
+        self.tgt_tokenizer = loaded.tgt_tokenizer
+        self.info = loaded.info
+        defaults = self.info.get("defaults", {}) if isinstance(self.info.get("defaults"), dict) else {}
+        self.default_beam = int(defaults.get("beam_size", 5))
+        self.default_length_penalty = float(defaults.get("length_penalty", 1.0))
+
+    @classmethod
+    def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0) -> "Translator":
+        if threads or not os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        return cls(load_model(resolve_model_path(name_or_dir)))
+
+    def _encode_source(self, sentence: str) -> list[int]:
+        words = sentence.split()
+        if not words:
+            raise InputError("the sentence is empty.")
+        ids, _ = self.src_tokenizer.encode_words(words)
+        if len(ids) > MAX_INPUT_PIECES:
+            raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
+        return ids
+
+    def translate(self, sentences: Sequence[str], beam_size: int | None = None,
+                  length_penalty: float | None = None, batch_tokens: int = 2000) -> list[str]:
+        """Translations of `sentences`, in order. An empty or blank sentence translates to ""."""
+        return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1))
+
+    def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
+                         batch_tokens: int = 2000, chunk: int = 500) -> Iterator[str]:
+        """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line."""
+        beam = self.default_beam if beam_size is None else beam_size
+        alpha = self.default_length_penalty if length_penalty is None else length_penalty
+        if beam < 1:
+            raise OptionError(f"--beam must be at least 1, got {beam}.")
+        pending: list[str] = []
+        for line in lines:
+            pending.append(line)
+            if len(pending) >= chunk:
+                yield from self._translate_chunk(pending, beam, alpha, batch_tokens)
+                pending = []
+        if pending:
+            yield from self._translate_chunk(pending, beam, alpha, batch_tokens)
+
+    def _translate_chunk(self, lines: list[str], beam: int, alpha: float, batch_tokens: int) -> list[str]:
+        return ["" if ids is None else self.tgt_tokenizer.decode(ids)
+                for ids in self._search(lines, beam, alpha, batch_tokens)]
+
+    def _search(self, lines: Sequence[str], beam: int, alpha: float, batch_tokens: int = 2000) -> list[list[int] | None]:
+        """Output piece ids of each line (None for a blank line), searching in length-sorted batches."""
+        outputs: list[list[int] | None] = [None] * len(lines)
+        todo = [i for i, line in enumerate(lines) if line.strip()]
+        encoded = {i: self._encode_source(lines[i]) for i in todo}
+        lengths = [len(encoded[i]) for i in todo]
+        for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
+            indices = [todo[g] for g in group]
+            batch = make_batch([encoded[i] for i in indices])
+            for index, hyp in zip(indices, search(self.model, batch, beam, alpha)):
+                outputs[index] = hyp.token_ids
+        return outputs
+
+    def align(self, source: str, target: str | None = None, beam_size: int | None = None,
+              attention_shift: int = 0) -> Alignment:
+        """Attention between `source` and `target` (or the model's own translation of `source`).
+
+        The attention is teacher-forced: the model reads the given target (or its own output)
+        and we record, for each target piece, the attention used to predict it.
+        """
+        return self.align_batch([source], [target] if target is not None else None, beam_size, attention_shift)[0]
+
+    def align_batch(self, sources: Sequence[str], targets: Sequence[str] | None = None,
+                    beam_size: int | None = None, attention_shift: int = 0) -> list[Alignment]:
+        """`align` for many pairs at once (one teacher-forced batch).
+
+        Words are the whitespace tokens of the source and of the given target; for the model's
+        own translation, the words are its output pieces grouped at word starts ("▁").
+        """
+        src_encoded = []
+        for source in sources:
+            self._encode_source(source)                  # raises on an empty or too long sentence
+            src_encoded.append(self.src_tokenizer.encode_words(source.split()))
+        tgt_encoded: list[tuple[list[int], list[int], list[str]]] = []
+        if targets is None:
+            beam = self.default_beam if beam_size is None else beam_size
+            for ids in self._search(sources, beam, self.default_length_penalty):
+                words, word_of_piece = self.tgt_tokenizer.words_of_pieces(ids or [])
+                tgt_encoded.append((ids or [], word_of_piece, words))
+        else:
+            for target in targets:
+                words = target.split()
+                ids, word_of_piece = self.tgt_tokenizer.encode_words(words)
+                if len(ids) > MAX_INPUT_PIECES:
+                    raise InputError(f"the target is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
+                tgt_encoded.append((ids, word_of_piece, words))
+        batch = make_batch([ids for ids, _ in src_encoded], [ids for ids, _, _ in tgt_encoded])
+        weights, log_probs = teacher_forced_attention(self.model, batch)
+        results = []
+        for row, (source, (src_ids, src_word_of), (tgt_ids, tgt_word_of, tgt_words)) in enumerate(
+                zip(sources, src_encoded, tgt_encoded)):
+            results.append(word_alignment(
+                src_words=source.split(), tgt_words=tgt_words,
+                src_pieces=self.src_tokenizer.pieces(src_ids), tgt_pieces=self.tgt_tokenizer.pieces(tgt_ids),
+                src_word_of_piece=src_word_of, tgt_word_of_piece=tgt_word_of,
+                piece_weights=weights[row, : len(tgt_ids) + 1, : len(src_ids) + 1],
+                score=float(log_probs[row, : len(tgt_ids) + 1].sum()), attention_shift=attention_shift))
+        return results

@@ -1,0 +1,131 @@
+"""The CLI end to end, and user errors: one line on stderr, non-zero exit, no traceback."""
+
+import json
+
+import pytest
+
+
+def assert_one_line_error(result, *words, code=None):
+    assert result.exit_code != 0 if code is None else result.exit_code == code
+    assert result.stdout == ""
+    assert result.stderr.count("\n") == 1, result.stderr
+    assert result.stderr.startswith("attncli: error: ")
+    assert "Traceback" not in result.stderr
+    for word in words:
+        assert word in result.stderr
+
+
+def test_train_translate_inspect_end_to_end(run_cli, corpus_files, tmp_path):
+    train_file, dev_file = corpus_files
+    out = tmp_path / "model"
+    result = run_cli(["train", train_file, "--dev", dev_file, "--out", out, "--epochs", "2", "--vocab-size", "200",
+                      "--embed-size", "16", "--hidden-size", "16", "--batch-tokens", "1500", "--threads", "1"])
+    assert result.exit_code == 0, result.stderr
+    assert f"model: {out}" in result.stdout and "best dev BLEU" in result.stdout
+    assert (out / "model.safetensors").is_file()
+
+    result = run_cli(["translate", "¿Dónde está la estación de tren?", "--model", out])
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 1
+
+    result = run_cli(["translate", "-m", out, "--beam", "2"], stdin="hola\n\nadiós\n".encode())
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 3 and result.stdout.splitlines()[1] == ""
+
+    result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", out, "--target", "I have a [b] dog."])
+    assert result.exit_code == 0, result.stderr
+    assert "[b]" in result.stdout and "perro." in result.stdout
+
+    result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", out, "--target", "I have a dog.", "--format", "json"])
+    data = json.loads(result.stdout)
+    assert data["src_words"] == ["Tengo", "un", "perro."] and data["tgt_words"] == ["I", "have", "a", "dog."]
+    assert len(data["word_weights"]) == 4 and all(abs(sum(row) - 1) < 1e-4 for row in data["word_weights"])
+
+    result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", out, "--subwords"])
+    assert result.exit_code == 0 and "</s>" in result.stdout
+
+
+def test_pharaoh_file_output_is_one_valid_line_per_pair(run_cli, tiny_model_dir, corpus_files):
+    dev = corpus_files[1]
+    pairs = [line.split("\t") for line in dev.read_text(encoding="utf-8").splitlines()]
+    result = run_cli(["inspect", "alignment", "--file", dev, "-m", tiny_model_dir, "--format", "pharaoh", "--batch-size", "7"])
+    assert result.exit_code == 0, result.stderr
+    lines = result.stdout.split("\n")[:-1]
+    assert len(lines) == len(pairs)
+    for (source, target), line in zip(pairs, lines):
+        links = [tuple(map(int, link.split("-"))) for link in line.split()]
+        assert len(links) == len(target.split())          # min-weight 0: every target word gets one link
+        assert all(0 <= i < len(source.split()) and 0 <= j < len(target.split()) for i, j in links)
+
+
+def test_gold_marks_and_svg(run_cli, tiny_model_dir, tmp_path):
+    picture = tmp_path / "a.svg"
+    result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", tiny_model_dir, "--target", "I have a dog.",
+                      "--gold", "0-0 0-1 1-2 2p3", "--save", picture])
+    assert result.exit_code == 0, result.stderr
+    assert "✓" in result.stdout or "✗" in result.stdout
+    assert picture.read_text().startswith("<svg")
+
+
+def test_evaluate_prints_sacrebleu_scores(run_cli, tiny_model_dir, corpus_files):
+    result = run_cli(["evaluate", corpus_files[1], "-m", tiny_model_dir, "--beam", "2", "--json"])
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert {"bleu", "chrf", "ter"} <= scores.keys() and "nrefs:1" in scores["bleu_signature"]
+
+
+def test_aer_command(run_cli, tmp_path):
+    (tmp_path / "gold").write_text("0-0 1p1\n0-0\n")
+    (tmp_path / "hyp").write_text("0-0 1-1\n0-1\n")
+    result = run_cli(["inspect", "aer", tmp_path / "gold", tmp_path / "hyp", "--json"])
+    scores = json.loads(result.stdout)
+    # A = 3 links, S = 2, |A∩S| = 1, |A∩P| = 2: AER = 1 - 3/5
+    assert scores["aer"] == pytest.approx(0.4) and scores["precision"] == pytest.approx(2 / 3)
+    assert scores["recall"] == pytest.approx(0.5)
+
+
+def bad_files(tmp_path):
+    (tmp_path / "notab.tsv").write_text("hola\tHello\nadiós Goodbye\n", encoding="utf-8")
+    (tmp_path / "latin1.tsv").write_bytes("hola\thello\nadiós\tbye\n".encode("latin-1"))
+    (tmp_path / "empty.tsv").write_text("\n\n")
+    (tmp_path / "twotabs.tsv").write_text("a\tb\tc\n")
+    (tmp_path / "emptyside.tsv").write_text("a\t \n")
+    return tmp_path
+
+
+CASES = [
+    (["train", "{tmp}/missing.tsv"], ["missing.tsv", "no such file"]),
+    (["train", "{tmp}"], ["is a directory"]),
+    (["train", "{tmp}/notab.tsv"], ["notab.tsv:2", "no tab"]),
+    (["train", "{tmp}/latin1.tsv"], ["latin1.tsv:2", "not UTF-8"]),
+    (["train", "{tmp}/empty.tsv"], ["empty.tsv", "no source<TAB>target pairs"]),
+    (["train", "{tmp}/twotabs.tsv"], ["twotabs.tsv:1", "2 tabs"]),
+    (["train", "{tmp}/emptyside.tsv"], ["emptyside.tsv:1", "target side is empty"]),
+    (["train", "{slice}", "--dev", "{tmp}/notab.tsv", "--epochs", "1", "--out", "{tmp}/m"], ["notab.tsv:2"]),
+    (["train", "{slice}", "--hidden-size", "-4"], ["--hidden-size"]),
+    (["train", "{slice}", "--dropout", "1.5"], ["--dropout"]),
+    (["translate", "hola", "--model", "{tmp}/nope"], ["nope"]),
+    (["translate", "hola", "--model", "xx-yy"], ["unknown model", "xx-yy"]),
+    (["translate", "hola", "--model", "{tiny}", "--beam", "0"], ["--beam"]),
+    (["translate", "   ", "--model", "{tiny}"], ["empty"]),
+    (["translate", "hola", "--model", "{tiny}", "--frobnicate"], ["--frobnicate"]),
+    (["evaluate", "{tmp}/latin1.tsv", "--model", "{tiny}"], ["latin1.tsv:2"]),
+    (["inspect", "alignment", "hola", "--model", "{tiny}", "--format", "xml"], ["xml"]),
+    (["inspect", "alignment", "hola", "--model", "{tiny}", "--save", "{tmp}/a.png"], [".svg or .html"]),
+    (["inspect", "aer", "{tmp}/missing.align", "{tmp}/notab.tsv"], ["missing.align"]),
+]
+
+
+@pytest.mark.parametrize("args,words", CASES, ids=[" ".join(c[0][:2]) + f" {n}" for n, c in enumerate(CASES)])
+def test_user_errors_are_one_line(run_cli, tmp_path, tiny_model_dir, args, words):
+    from conftest import SLICE
+
+    bad_files(tmp_path)
+    fill = {"tmp": str(tmp_path), "tiny": str(tiny_model_dir), "slice": str(SLICE)}
+    result = run_cli([a.format(**fill) for a in args])
+    assert_one_line_error(result, *words)
+
+
+def test_stdin_with_bad_bytes_names_the_line(run_cli, tiny_model_dir):
+    result = run_cli(["translate", "-m", tiny_model_dir], stdin=b"hola\n\xff\xfe\n")
+    assert result.exit_code == 1 and "stdin:2" in result.stderr and "Traceback" not in result.stderr

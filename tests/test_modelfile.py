@@ -1,0 +1,112 @@
+"""Model folders: exact round trip, no pickle anywhere, and every kind of bad file refused."""
+
+import json
+import os
+import pickle
+import shutil
+
+import pytest
+import torch
+
+from attncli.batch import make_batch
+from attncli.errors import ModelFileError
+from attncli.modelfile import load_model, save_model
+
+
+def logits_of(loaded, sentence="¿Dónde está el perro?"):
+    ids = loaded.src_tokenizer.encode(sentence)
+    batch = make_batch([ids], [[5, 6, 7]])
+    with torch.no_grad():
+        return loaded.model(batch.src_ids, batch.src_lengths, batch.tgt_in)[0]
+
+
+def test_save_then_load_gives_identical_outputs(tiny_model_dir, tmp_path):
+    first = load_model(tiny_model_dir)
+    save_model(tmp_path / "copy", first.model, first.src_tokenizer, first.tgt_tokenizer, first.info)
+    second = load_model(tmp_path / "copy")
+    assert torch.equal(logits_of(first), logits_of(second))
+
+
+def test_model_folder_holds_no_pickle(tiny_model_dir):
+    names = sorted(os.listdir(tiny_model_dir))
+    assert names == ["config.json", "model.safetensors", "spm.model"]
+    for name in names:
+        head = (tiny_model_dir / name).read_bytes()[:4]
+        assert not head.startswith(b"\x80") and not head.startswith(b"PK\x03\x04")
+    json.loads((tiny_model_dir / "config.json").read_text())
+
+
+@pytest.fixture
+def model_copy(tiny_model_dir, tmp_path):
+    target = tmp_path / "model"
+    shutil.copytree(tiny_model_dir, target)
+    return target
+
+
+class Payload:
+    def __reduce__(self):
+        return (os.system, ("touch PWNED_BY_PICKLE",))
+
+
+def test_a_pickle_as_weights_is_refused_and_never_runs(model_copy, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (model_copy / "model.safetensors").write_bytes(pickle.dumps(Payload()))
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(model_copy)
+    torch.save({"weights": Payload()}, model_copy / "model.safetensors")
+    with pytest.raises(ModelFileError, match="pickle"):
+        load_model(model_copy)
+    assert not (tmp_path / "PWNED_BY_PICKLE").exists()
+
+
+def break_truncate(folder):
+    data = (folder / "model.safetensors").read_bytes()
+    (folder / "model.safetensors").write_bytes(data[: len(data) // 2])
+
+
+def break_config_key(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["hidden_sise"] = 3
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def break_config_size(folder):
+    config = json.loads((folder / "config.json").read_text())
+    config["model"]["hidden_size"] = 4096
+    (folder / "config.json").write_text(json.dumps(config))
+
+
+def break_config_json(folder):
+    (folder / "config.json").write_text("{not json")
+
+
+def break_spm(folder):
+    (folder / "spm.model").write_bytes(b"garbage")
+
+
+def break_other_spm(folder):
+    from attncli.tokenizer import Tokenizer
+
+    other = Tokenizer.train(["uno dos tres cuatro", "one two three four"] * 50, vocab_size=40)
+    (folder / "spm.model").write_bytes(other.model_proto)
+
+
+def remove_weights(folder):
+    (folder / "model.safetensors").unlink()
+
+
+@pytest.mark.parametrize("breakage", [break_truncate, break_config_key, break_config_size, break_config_json,
+                                      break_spm, break_other_spm, remove_weights])
+def test_broken_model_folders_are_refused(model_copy, breakage):
+    breakage(model_copy)
+    with pytest.raises(ModelFileError):
+        load_model(model_copy)
+
+
+def test_saving_replaces_an_old_model_atomically(tiny_model_dir, tmp_path):
+    loaded = load_model(tiny_model_dir)
+    target = tmp_path / "m"
+    save_model(target, loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, {"n": 1})
+    save_model(target, loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, {"n": 2})
+    assert load_model(target).info == {"n": 2}
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]     # no temporary folders left behind
