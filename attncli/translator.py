@@ -53,14 +53,15 @@ class Translator:
             torch.set_num_threads(threads or os.cpu_count() or 1)
         return cls(load_model(resolve_model_path(name_or_dir)))
 
-    def _encode_source(self, sentence: str) -> list[int]:
+    def _encode_source(self, sentence: str) -> tuple[list[int], list[int]]:
+        """Piece ids of a source sentence and the word of each piece; refuses empty or too long input."""
         words = sentence.split()
         if not words:
             raise InputError("the sentence is empty.")
-        ids, _ = self.src_tokenizer.encode_words(words)
+        ids, word_of_piece = self.src_tokenizer.encode_words(words)
         if len(ids) > MAX_INPUT_PIECES:
             raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
-        return ids
+        return ids, word_of_piece
 
     def translate(self, sentences: Sequence[str], beam_size: int | None = None,
                   length_penalty: float | None = None, batch_tokens: int = 2000) -> list[str]:
@@ -91,7 +92,7 @@ class Translator:
         """Output piece ids of each line (None for a blank line), searching in length-sorted batches."""
         outputs: list[list[int] | None] = [None] * len(lines)
         todo = [i for i, line in enumerate(lines) if line.strip()]
-        encoded = {i: self._encode_source(lines[i]) for i in todo}
+        encoded = {i: self._encode_source(lines[i])[0] for i in todo}
         lengths = [len(encoded[i]) for i in todo]
         for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
             indices = [todo[g] for g in group]
@@ -116,10 +117,7 @@ class Translator:
         Words are the whitespace tokens of the source and of the given target; for the model's
         own translation, the words are its output pieces grouped at word starts ("▁").
         """
-        src_encoded = []
-        for source in sources:
-            self._encode_source(source)                  # raises on an empty or too long sentence
-            src_encoded.append(self.src_tokenizer.encode_words(source.split()))
+        src_encoded = [self._encode_source(source) for source in sources]
         tgt_encoded: list[tuple[list[int], list[int], list[str]]] = []
         if targets is None:
             beam = self.default_beam if beam_size is None else beam_size
