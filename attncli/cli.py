@@ -101,8 +101,13 @@ def train(
     fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = True,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = 1,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
-    """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept)."""
+    """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
+
+    Ctrl-C or SIGTERM stops at the end of the current update and saves the training state in
+    OUT.train-state; --resume continues it to the same model an uninterrupted run gives.
+    """
     with reported_errors():
         from .config import TrainConfig
         from .training import TrainingInterrupted, train as run_training
@@ -118,6 +123,8 @@ def train(
             threads=threads, save_fp16=fp16_weights)
         config.validate()
         out_dir = out or Path("models") / corpus.stem
+        if out_dir.exists() and not out_dir.is_dir():
+            raise OptionError(f"--out {out_dir}: is a file, not a model folder.")
         if out_dir.exists() and not (out_dir / "config.json").is_file() and any(out_dir.iterdir()):
             raise OptionError(f"--out {out_dir}: exists and is not a model folder; refusing to replace it.")
         from .progress import TrainingProgress
@@ -125,9 +132,12 @@ def train(
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             with TrainingProgress(stderr_console()) as progress:
-                result = run_training(corpus, dev, out_dir, config, on_event=progress.update)
+                result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume,
+                                      stop_signals=(signal.SIGINT, signal.SIGTERM))
         except TrainingInterrupted as stopped:
             saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
+            if stopped.result.state_dir is not None:
+                saved += f"; continue with the same command and --resume (state in {stopped.result.state_dir})"
             sys.stderr.write(f"attncli: interrupted at update {stopped.result.steps}{saved}.\n")
             raise SystemExit(130)
         finally:
@@ -138,6 +148,8 @@ def train(
         typer.echo(f"updates {result.steps}, {minutes:.1f} min, {result.parameters:,} parameters; stopped: {result.stop_reason}")
         if result.skipped_pairs:
             typer.echo(f"skipped {result.skipped_pairs} training pairs longer than {max_len} pieces")
+        if result.state_dir is not None:
+            typer.echo(f"training state kept in {result.state_dir}: --resume with a larger --max-minutes continues it")
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:

@@ -7,6 +7,7 @@ edited or foreign config.json is refused instead of half-understood.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -112,6 +113,10 @@ class TrainConfig:
                 raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
         if self.vocab_size < 32:
             raise OptionError(f"--vocab-size must be at least 32, got {self.vocab_size}.")
+        for name, high in [("vocab_size", 1_000_000), ("embed_size", 8192), ("hidden_size", 8192),
+                           ("encoder_layers", 16), ("decoder_layers", 16)]:   # ModelConfig's limits
+            if getattr(self, name) > high:
+                raise OptionError(f"--{name.replace('_', '-')} must be at most {high}, got {getattr(self, name)}.")
         if self.hidden_size % 2:
             raise OptionError(f"--hidden-size must be even, got {self.hidden_size}.")
         for name in ["warmup_steps", "valid_every", "threads"]:
@@ -121,6 +126,9 @@ class TrainConfig:
             raise OptionError(f"--dropout must be in [0, 1), got {self.dropout}.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise OptionError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
+        for name in ["learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing", "dropout"]:
+            if not math.isfinite(getattr(self, name)):
+                raise OptionError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}.")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise OptionError("--learning-rate and --clip-norm must be positive.")
         if not 0.0 < self.lr_decay <= 1.0:

@@ -8,6 +8,7 @@ the file holds. Saving builds the folder beside the target and renames it into p
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import os
@@ -55,18 +56,39 @@ def _write_bytes(path: Path, data: bytes) -> None:
         os.fsync(handle.fileno())
 
 
+def _exchange(a: Path, b: Path) -> bool:
+    """Swap two paths in one atomic step (Linux renameat2 RENAME_EXCHANGE); False where unsupported."""
+    import ctypes
+
+    try:
+        renameat2 = ctypes.CDLL(None, use_errno=True).renameat2
+    except (AttributeError, OSError):
+        return False
+    at_fdcwd, rename_exchange = -100, 2
+    if renameat2(at_fdcwd, os.fsencode(a), at_fdcwd, os.fsencode(b), rename_exchange) == 0:
+        return True
+    code = ctypes.get_errno()
+    if code in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):   # this kernel or filesystem cannot swap
+        return False
+    raise OSError(code, os.strerror(code), str(b))
+
+
 def replace_dir_atomically(build_dir: Path, target: Path) -> None:
     """Move a complete `build_dir` to `target`, replacing an older model there.
 
-    A rename cannot replace a non-empty folder, so an old model is first renamed aside and
-    removed only once the new one is in place.
+    A rename cannot replace a non-empty folder. On Linux the two folders are swapped in one
+    step, so `target` always holds a complete model, even if the process is killed here;
+    elsewhere the old model is renamed aside first and removed once the new one is in place.
     """
-    old = target.with_name(f".{target.name}.old-{os.getpid()}")
-    if target.exists():
-        os.replace(target, old)
-    os.replace(build_dir, target)
-    if old.exists():
-        shutil.rmtree(old, ignore_errors=True)
+    if target.exists() and _exchange(build_dir, target):
+        shutil.rmtree(build_dir, ignore_errors=True)   # now holds the old model
+    else:
+        old = target.with_name(f".{target.name}.old-{os.getpid()}")
+        if target.exists():
+            os.replace(target, old)
+        os.replace(build_dir, target)
+        if old.exists():
+            shutil.rmtree(old, ignore_errors=True)
     try:
         dir_fd = os.open(target.parent, os.O_RDONLY)
         os.fsync(dir_fd)

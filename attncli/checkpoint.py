@@ -1,0 +1,244 @@
+"""The resumable training state: everything `train(..., resume=True)` needs to continue a run
+exactly where it stopped, as if it had never stopped.
+
+It lives in a folder beside the model, `OUT.train-state/` for `--out OUT`:
+
+  state.safetensors  model weights (float32), Adam's step/exp_avg/exp_avg_sq per parameter, the
+                     kept best weights for --average-last, and torch's RNG state (uint8)
+  state.json         position (epoch, batches done in it, update), learning-rate scale, best
+                     scores, patience counter, validation history, elapsed time, model settings
+                     and a fingerprint of the run (corpus and dev files, training options)
+  spm.src.model, spm.tgt.model   the SentencePiece models (retraining them could differ)
+
+Like a model folder it is built beside its place and swapped in atomically, and nothing in it
+is unpickled: a damaged or hostile state is refused with a ModelFileError.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from .config import ModelConfig, TrainConfig
+from .errors import ModelFileError, OptionError
+from .model import Seq2Seq
+from .modelfile import _fsync_file, _write_bytes, replace_dir_atomically
+from .tokenizer import Tokenizer
+
+STATE_FORMAT = "attncli-train-state"
+STATE_VERSION = 1
+TENSORS_FILE = "state.safetensors"
+JSON_FILE = "state.json"
+SRC_SPM_FILE = "spm.src.model"
+TGT_SPM_FILE = "spm.tgt.model"
+ADAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
+# Options that may change between an interrupted run and its resumption: they do not change
+# what is computed (threads can change float rounding, but not the recipe).
+RESUMABLE_CHANGES = ("threads", "max_minutes")
+
+
+@dataclass
+class TrainState:
+    """A run stopped after `step` updates: `batches_done` batches of epoch `epoch` are trained.
+
+    The actions that follow an update (validation, the time limit) may still be due at that
+    point; a validation already recorded in `history` for `step` is not repeated.
+    """
+
+    fingerprint: dict[str, Any]
+    model_config: dict[str, Any]
+    epoch: int
+    batches_done: int
+    step: int
+    lr_scale: float
+    bad_validations: int
+    best: dict[str, float]               # bleu, chrf, loss, step
+    history: list[dict[str, Any]]
+    elapsed_s: float
+    model_state: dict[str, torch.Tensor]
+    optimizer_state: dict[int, dict[str, torch.Tensor]]
+    torch_rng: torch.Tensor
+    src_spm: bytes
+    tgt_spm: bytes
+    best_states: list[dict[str, torch.Tensor]] = field(default_factory=list)
+
+
+def state_dir_for(out_dir: Path | str) -> Path:
+    """Where the training state of a run writing the model `out_dir` is kept: `OUT.train-state`."""
+    out = Path(out_dir).absolute()
+    return out.with_name(out.name + ".train-state")
+
+
+def file_fingerprint(path: Path | str | None) -> dict[str, Any] | None:
+    if path is None:
+        return None
+    stat = os.stat(path)
+    return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+
+
+def run_fingerprint(corpus_path: Path | str, dev_path: Path | str | None, config: TrainConfig) -> dict[str, Any]:
+    """What must not change for a run to be resumed: the data files and the training options."""
+    options = {key: value for key, value in config.to_dict().items() if key not in RESUMABLE_CHANGES}
+    return {"corpus": file_fingerprint(corpus_path), "dev": file_fingerprint(dev_path), "config": options}
+
+
+def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], state_dir: Path) -> None:
+    """Refuse to resume a run with other data or options; the message names the first difference."""
+    for side, what in (("corpus", "CORPUS"), ("dev", "--dev")):
+        old, new = saved.get(side), current[side]
+        if old is None and new is None:
+            continue
+        if not isinstance(old, dict) or new is None:
+            raise OptionError(f"--resume: {state_dir} was started {'with' if new is None else 'without'} {what}, "
+                              f"unlike this run.")
+        if old.get("path") != new["path"]:
+            raise OptionError(f"--resume: {state_dir} was started with {what} {old.get('path')}, not {new['path']}.")
+        if old.get("size") != new["size"] or old.get("mtime_ns") != new["mtime_ns"]:
+            raise OptionError(f"--resume: {new['path']} has changed since the run started (size or modification time).")
+    old_options, new_options = saved.get("config", {}), current["config"]
+    for name in sorted(set(old_options) | set(new_options)):
+        if old_options.get(name) != new_options.get(name):
+            option = "--" + name.replace("_", "-")
+            raise OptionError(f"--resume: {state_dir} was started with {option} {old_options.get(name)}, "
+                              f"not {new_options.get(name)}; resume with the same options or delete the folder.")
+
+
+def save_train_state(directory: Path | str, state: TrainState) -> Path:
+    """Write the training state folder atomically (built beside it, then swapped in)."""
+    from safetensors.torch import save_file
+
+    target = Path(directory)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    build = target.with_name(f".{target.name}.tmp-{os.getpid()}")
+    if build.exists():
+        shutil.rmtree(build)
+    build.mkdir()
+    try:
+        tensors: dict[str, torch.Tensor] = {"rng.torch": state.torch_rng.detach().clone().to(torch.uint8)}
+        # clone(): safetensors refuses tensors that share memory (tied embeddings share a weight)
+        for name, tensor in state.model_state.items():
+            tensors[f"model.{name}"] = tensor.detach().float().clone().contiguous()
+        for index, slots in state.optimizer_state.items():
+            for key, tensor in slots.items():
+                tensors[f"optimizer.{index}.{key}"] = tensor.detach().float().clone().contiguous()
+        for number, best in enumerate(state.best_states):
+            for name, tensor in best.items():
+                tensors[f"best.{number}.{name}"] = tensor.detach().float().clone().contiguous()
+        save_file(tensors, str(build / TENSORS_FILE), metadata={"format": STATE_FORMAT})
+        _fsync_file(build / TENSORS_FILE)
+        _write_bytes(build / SRC_SPM_FILE, state.src_spm)
+        _write_bytes(build / TGT_SPM_FILE, state.tgt_spm)
+        best = dict(state.best, loss=None if math.isinf(state.best["loss"]) else state.best["loss"])
+        document = {
+            "format": STATE_FORMAT, "format_version": STATE_VERSION,
+            "fingerprint": state.fingerprint, "model": state.model_config,
+            "epoch": state.epoch, "batches_done": state.batches_done, "step": state.step,
+            "lr_scale": state.lr_scale, "bad_validations": state.bad_validations, "best": best,
+            "history": state.history, "elapsed_s": state.elapsed_s, "best_states": len(state.best_states),
+            "optimizer_params": sorted(state.optimizer_state),
+        }
+        _write_bytes(build / JSON_FILE, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode())
+        replace_dir_atomically(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+    return target
+
+
+def _need(document: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
+    value = document.get(key)
+    if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
+        raise ModelFileError(f"{path}: '{key}' is missing or has the wrong type.")
+    return value
+
+
+def load_train_state(directory: Path | str) -> TrainState:
+    """Read and check a training state folder; anything unexpected is a ModelFileError."""
+    from safetensors import safe_open
+
+    directory = Path(directory)
+    json_path, tensors_path = directory / JSON_FILE, directory / TENSORS_FILE
+    if not directory.is_dir():
+        raise OptionError(f"--resume: no interrupted run to resume ({directory} does not exist).")
+    for path in (json_path, tensors_path, directory / SRC_SPM_FILE, directory / TGT_SPM_FILE):
+        if not path.is_file():
+            raise ModelFileError(f"{path}: missing; the training state is incomplete.")
+    try:
+        document = json.loads(json_path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelFileError(f"{json_path}: not valid JSON ({exc}).") from None
+    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
+        raise ModelFileError(f"{json_path}: not an attncli training state (no \"format\": \"{STATE_FORMAT}\").")
+    if document.get("format_version") != STATE_VERSION:
+        raise ModelFileError(f"{json_path}: unsupported format_version {document.get('format_version')!r}.")
+    config = ModelConfig.from_dict(document.get("model"))
+    counts = {key: _need(document, key, int, json_path) for key in ("epoch", "batches_done", "step", "bad_validations", "best_states")}
+    if min(counts.values()) < 0 or counts["epoch"] < 1 or counts["best_states"] > 64:
+        raise ModelFileError(f"{json_path}: position or counters out of range.")
+    best = _need(document, "best", dict, json_path)
+    if not all(isinstance(best.get(key), (int, float)) for key in ("bleu", "chrf", "step")) \
+            or not isinstance(best.get("loss"), (int, float, type(None))):
+        raise ModelFileError(f"{json_path}: 'best' must hold bleu, chrf, loss and step numbers.")
+    history = _need(document, "history", list, json_path)
+    if not all(isinstance(record, dict) and isinstance(record.get("step"), int) for record in history):
+        raise ModelFileError(f"{json_path}: 'history' must be a list of validation records.")
+    optimizer_params = _need(document, "optimizer_params", list, json_path)
+
+    with torch.device("meta"):
+        skeleton = Seq2Seq(config)
+    parameters = [tuple(p.shape) for p in skeleton.parameters()]
+    model_shapes = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
+    if not all(isinstance(i, int) and 0 <= i < len(parameters) for i in optimizer_params):
+        raise ModelFileError(f"{json_path}: 'optimizer_params' does not match the model.")
+    expected = {"rng.torch": None}
+    expected.update({f"model.{name}": shape for name, shape in model_shapes.items()})
+    for index in optimizer_params:
+        expected.update({f"optimizer.{index}.step": (), f"optimizer.{index}.exp_avg": parameters[index],
+                         f"optimizer.{index}.exp_avg_sq": parameters[index]})
+    for number in range(counts["best_states"]):
+        expected.update({f"best.{number}.{name}": shape for name, shape in model_shapes.items()})
+    try:
+        with safe_open(str(tensors_path), framework="pt") as stored:
+            shapes = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
+            if set(shapes) != set(expected):
+                first = sorted(set(shapes) ^ set(expected))[0]
+                raise ModelFileError(f"{tensors_path}: does not match {JSON_FILE} (first difference: {first}).")
+            for name, shape in expected.items():
+                if shape is not None and shapes[name] != shape:
+                    raise ModelFileError(f"{tensors_path}: {name} has shape {list(shapes[name])}, expected {list(shape)}.")
+            tensors = {name: stored.get_tensor(name) for name in shapes}
+    except ModelFileError:
+        raise
+    except Exception as exc:  # safetensors raises SafetensorError/OSError for corrupt files
+        raise ModelFileError(f"{tensors_path}: corrupt or truncated safetensors file ({exc}).") from None
+    for name in (SRC_SPM_FILE, TGT_SPM_FILE):
+        try:
+            Tokenizer((directory / name).read_bytes())
+        except ModelFileError as exc:
+            raise ModelFileError(f"{directory / name}: {exc}") from None
+    rng = tensors["rng.torch"]
+    if rng.dtype != torch.uint8 or rng.dim() != 1:
+        raise ModelFileError(f"{tensors_path}: rng.torch must be a 1-D uint8 tensor.")
+
+    def prefixed(prefix: str) -> dict[str, torch.Tensor]:
+        return {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
+
+    return TrainState(
+        fingerprint=_need(document, "fingerprint", dict, json_path), model_config=config.to_dict(),
+        epoch=counts["epoch"], batches_done=counts["batches_done"], step=counts["step"],
+        lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
+        bad_validations=counts["bad_validations"],
+        best={"bleu": float(best["bleu"]), "chrf": float(best["chrf"]), "step": int(best["step"]),
+              "loss": math.inf if best["loss"] is None else float(best["loss"])},
+        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)),
+        model_state=prefixed("model."),
+        optimizer_state={index: prefixed(f"optimizer.{index}.") for index in optimizer_params},
+        torch_rng=rng, src_spm=(directory / SRC_SPM_FILE).read_bytes(), tgt_spm=(directory / TGT_SPM_FILE).read_bytes(),
+        best_states=[prefixed(f"best.{number}.") for number in range(counts["best_states"])])
