@@ -102,7 +102,9 @@ def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], state_dir:
             raise OptionError(f"--resume: {state_dir} was started with {what} {old.get('path')}, not {new['path']}.")
         if old.get("size") != new["size"] or old.get("mtime_ns") != new["mtime_ns"]:
             raise OptionError(f"--resume: {new['path']} has changed since the run started (size or modification time).")
-    old_options, new_options = saved.get("config", {}), current["config"]
+    old_options, new_options = saved.get("config"), current["config"]
+    if not isinstance(old_options, dict):
+        raise OptionError(f"--resume: {state_dir} holds no training options to compare with.")
     for name in sorted(set(old_options) | set(new_options)):
         if old_options.get(name) != new_options.get(name):
             option = "--" + name.replace("_", "-")
@@ -152,6 +154,15 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
     return target
 
 
+def discard_train_state(directory: Path | str) -> None:
+    """Remove a finished run's state: renamed away first, so an interruption cannot leave half of it."""
+    directory = Path(directory)
+    if directory.is_dir():
+        doomed = directory.with_name(f".{directory.name}.done-{os.getpid()}")
+        os.replace(directory, doomed)
+        shutil.rmtree(doomed, ignore_errors=True)
+
+
 def _need(document: dict[str, Any], key: str, kind: type | tuple[type, ...], path: Path) -> Any:
     value = document.get(key)
     if not isinstance(value, kind) or (isinstance(value, bool) and kind in (int, float, (int, float))):
@@ -178,7 +189,10 @@ def load_train_state(directory: Path | str) -> TrainState:
         raise ModelFileError(f"{json_path}: not an attncli training state (no \"format\": \"{STATE_FORMAT}\").")
     if document.get("format_version") != STATE_VERSION:
         raise ModelFileError(f"{json_path}: unsupported format_version {document.get('format_version')!r}.")
-    config = ModelConfig.from_dict(document.get("model"))
+    try:
+        config = ModelConfig.from_dict(document.get("model"))
+    except ModelFileError as exc:
+        raise ModelFileError(f"{json_path}: bad model settings: {str(exc).removeprefix('config.json: ')}") from None
     counts = {key: _need(document, key, int, json_path) for key in ("epoch", "batches_done", "step", "bad_validations", "best_states")}
     if min(counts.values()) < 0 or counts["epoch"] < 1 or counts["best_states"] > 64:
         raise ModelFileError(f"{json_path}: position or counters out of range.")
@@ -217,15 +231,16 @@ def load_train_state(directory: Path | str) -> TrainState:
     except ModelFileError:
         raise
     except Exception as exc:  # safetensors raises SafetensorError/OSError for corrupt files
-        raise ModelFileError(f"{tensors_path}: corrupt or truncated safetensors file ({exc}).") from None
+        reason = " ".join(str(exc).split())
+        raise ModelFileError(f"{tensors_path}: corrupt or truncated safetensors file ({reason}).") from None
     for name in (SRC_SPM_FILE, TGT_SPM_FILE):
         try:
             Tokenizer((directory / name).read_bytes())
         except ModelFileError as exc:
             raise ModelFileError(f"{directory / name}: {exc}") from None
     rng = tensors["rng.torch"]
-    if rng.dtype != torch.uint8 or rng.dim() != 1:
-        raise ModelFileError(f"{tensors_path}: rng.torch must be a 1-D uint8 tensor.")
+    if rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ModelFileError(f"{tensors_path}: rng.torch is not a torch CPU generator state.")
 
     def prefixed(prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}

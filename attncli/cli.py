@@ -393,7 +393,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; returns the exit status. Usage errors become one line on stderr (status 2)."""
     command = typer.main.get_command(app)
     try:
-        command.main(args=argv, prog_name="attncli", standalone_mode=False)
+        # Without standalone mode typer *returns* the status of an Exit it caught, e.g. 130 for Ctrl-C
+        status = command.main(args=argv, prog_name="attncli", standalone_mode=False)
     except typer.Exit as exc:
         return exc.exit_code
     except (typer.Abort, KeyboardInterrupt):
@@ -411,6 +412,10 @@ def main(argv: Optional[list[str]] = None) -> int:
         return 141
     except SystemExit as exc:
         return exc.code if isinstance(exc.code, int) else 1
+    if status == 130:
+        sys.stderr.write("attncli: interrupted.\n")
+    if isinstance(status, int) and not isinstance(status, bool) and status:
+        return status
     try:
         sys.stdout.flush()
     except BrokenPipeError:

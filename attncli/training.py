@@ -14,7 +14,6 @@ import math
 import os
 import random
 import re
-import shutil
 import signal
 import threading
 import time
@@ -26,7 +25,8 @@ from typing import Callable, Iterator, Sequence
 import torch
 
 from .batch import Batch, bucketed_batches, make_batch
-from .checkpoint import TrainState, check_fingerprint, load_train_state, run_fingerprint, save_train_state, state_dir_for
+from .checkpoint import (TrainState, check_fingerprint, discard_train_state, load_train_state, run_fingerprint,
+                         save_train_state, state_dir_for)
 from .config import ModelConfig, TrainConfig
 from .corpus import SentencePair, check_readable_file, read_pairs
 from .errors import CorpusError, ModelFileError, OptionError
@@ -446,6 +446,8 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
                 finishing = True
                 average_best(model, best_states, lambda: validate(min(epoch, config.epochs), checkpoint=False))
             finishing = True
+            if not stop_reason.startswith("reached --max-minutes"):
+                discard_train_state(state_dir)                    # finished: nothing to resume
         except KeyboardInterrupt:
             interrupted = True
             stop_reason = "interrupted"
@@ -463,8 +465,6 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
         raise TrainingInterrupted(result)
     if stop_reason.startswith("reached --max-minutes"):
         result.state_dir = state_dir
-    else:
-        shutil.rmtree(state_dir, ignore_errors=True)
     on_event(TrainEvent("end", step=step, elapsed_s=elapsed, message=stop_reason))
     return result
 
