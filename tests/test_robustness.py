@@ -188,6 +188,47 @@ def test_time_limit_keeps_the_state_and_resume_continues(numbers, references, tm
     assert result.state_dir is None and not Path(f"{out}.train-state").exists()
 
 
+@pytest.mark.parametrize("where,call,signals,stopped_at,saved_at", [
+    ("update", 5, 1, 5, 5),            # the update in flight is completed, then the run stops
+    ("validation", 1, 1, 8, 8),        # dev decoding is abandoned at once: the validation is redone
+    ("update", 10, 2, 9, 8),           # a second signal stops at once: the state of the last validation stays
+    ("update", 5, 2, 4, None),         # ... and before any validation there is nothing to resume
+], ids=["update", "validation", "twice", "twice-early"])
+def test_a_real_sigint_mid_update_or_mid_validation(numbers, references, tmp_path, where, call, signals, stopped_at, saved_at):
+    """SIGINT sent from inside the encoder's forward pass: during update `call`, or the
+    `call`-th forward pass of dev decoding."""
+    from torch.nn.modules.module import register_module_forward_hook
+
+    from attncli.model import Encoder
+
+    reference = references(8)
+    calls = 0
+
+    def hook(module, args, output):
+        nonlocal calls
+        if isinstance(module, Encoder) and module.training == (where == "update"):
+            calls += 1
+            if calls == call:
+                for _ in range(signals):
+                    os.kill(os.getpid(), signal.SIGINT)
+
+    out = tmp_path / "model"
+    handle = register_module_forward_hook(hook)
+    try:
+        with pytest.raises(TrainingInterrupted) as stopped:
+            train(numbers[0], numbers[1], out, RUN)
+    finally:
+        handle.remove()
+    assert stopped.value.result.steps == stopped_at
+    if saved_at is None:
+        assert stopped.value.result.state_dir is None
+        return
+    state = json.loads(Path(f"{out}.train-state/state.json").read_text())
+    assert state["step"] == saved_at
+    result = train(numbers[0], numbers[1], out, RUN, resume=True)
+    assert_same_run(reference, out, result)
+
+
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
