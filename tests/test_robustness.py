@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings
+from hypothesis import given, settings
 from hypothesis import strategies as st
 from safetensors.torch import load_file
 
@@ -523,7 +523,7 @@ def scratch(tmp_path_factory) -> Path:
     return tmp_path_factory.mktemp("hypothesis") / "corpus.tsv"
 
 
-@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=30, deadline=None)
 @given(lines=st.lists(raw_line, max_size=6), ending=st.sampled_from([b"\n", b"\r\n"]))
 def test_corpus_reader_gives_pairs_or_a_corpus_error(scratch, lines, ending):
     scratch.write_bytes(ending.join(lines) + (ending if lines else b""))
