@@ -177,7 +177,7 @@ def translate(
             typer.echo(translator.translate([sentence], beam, length_penalty)[0])
             return
         lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
-        for output in translator.translate_stream(lines, beam, length_penalty, batch_tokens):
+        for output in translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin"):
             sys.stdout.write(output + "\n")
         sys.stdout.flush()
 

@@ -49,6 +49,9 @@ class Translator:
 
     @classmethod
     def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0) -> "Translator":
+        """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS)."""
+        if threads < 0:
+            raise OptionError(f"--threads must not be negative, got {threads}.")
         if threads or not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(threads or os.cpu_count() or 1)
         return cls(load_model(resolve_model_path(name_or_dir)))
@@ -58,6 +61,10 @@ class Translator:
         words = sentence.split()
         if not words:
             raise InputError("the sentence is empty.")
+        try:
+            sentence.encode("utf-8")
+        except UnicodeEncodeError:   # lone surrogates, e.g. undecodable bytes in a command-line argument
+            raise InputError("the sentence is not valid UTF-8 text.") from None
         ids, word_of_piece = self.src_tokenizer.encode_words(words)
         if len(ids) > MAX_INPUT_PIECES:
             raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
@@ -69,34 +76,52 @@ class Translator:
         return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1))
 
     def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
-                         batch_tokens: int = 2000, chunk: int = 500) -> Iterator[str]:
-        """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line."""
+                         batch_tokens: int = 2000, chunk: int = 500, source_name: str | None = None) -> Iterator[str]:
+        """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line.
+
+        A line that cannot be translated (too long, not UTF-8 text) stops the stream after the
+        translations of the lines before it; with `source_name` the error names `source:line`.
+        """
         beam = self.default_beam if beam_size is None else beam_size
         alpha = self.default_length_penalty if length_penalty is None else length_penalty
         if beam < 1:
             raise OptionError(f"--beam must be at least 1, got {beam}.")
         pending: list[str] = []
+        done = 0
         for line in lines:
             pending.append(line)
             if len(pending) >= chunk:
-                yield from self._translate_chunk(pending, beam, alpha, batch_tokens)
+                yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name)
+                done += len(pending)
                 pending = []
         if pending:
-            yield from self._translate_chunk(pending, beam, alpha, batch_tokens)
+            yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name)
 
-    def _translate_chunk(self, lines: list[str], beam: int, alpha: float, batch_tokens: int) -> list[str]:
-        return ["" if ids is None else self.tgt_tokenizer.decode(ids)
-                for ids in self._search(lines, beam, alpha, batch_tokens)]
+    def _translate_chunk(self, lines: list[str], beam: int, alpha: float, batch_tokens: int,
+                         lines_before: int, source_name: str | None) -> Iterator[str]:
+        encoded: list[list[int] | None] = []
+        error: InputError | None = None
+        for offset, line in enumerate(lines):
+            try:
+                encoded.append(self._encode_source(line)[0] if line.strip() else None)
+            except InputError as exc:
+                where = f"{source_name}:{lines_before + offset + 1}: " if source_name else ""
+                error = InputError(f"{where}{exc}")
+                break
+        for ids in self._search(encoded, beam, alpha, batch_tokens):
+            yield "" if ids is None else self.tgt_tokenizer.decode(ids)
+        if error is not None:
+            raise error
 
-    def _search(self, lines: Sequence[str], beam: int, alpha: float, batch_tokens: int = 2000) -> list[list[int] | None]:
-        """Output piece ids of each line (None for a blank line), searching in length-sorted batches."""
-        outputs: list[list[int] | None] = [None] * len(lines)
-        todo = [i for i, line in enumerate(lines) if line.strip()]
-        encoded = {i: self._encode_source(lines[i])[0] for i in todo}
-        lengths = [len(encoded[i]) for i in todo]
+    def _search(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
+                batch_tokens: int = 2000) -> list[list[int] | None]:
+        """Output piece ids for each encoded source (None stays None), in length-sorted batches."""
+        outputs: list[list[int] | None] = [None] * len(encoded)
+        todo = [i for i, ids in enumerate(encoded) if ids is not None]
+        lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
         for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
             indices = [todo[g] for g in group]
-            batch = make_batch([encoded[i] for i in indices])
+            batch = make_batch([encoded[i] for i in indices])  # type: ignore[misc]
             for index, hyp in zip(indices, search(self.model, batch, beam, alpha)):
                 outputs[index] = hyp.token_ids
         return outputs
@@ -121,7 +146,7 @@ class Translator:
         tgt_encoded: list[tuple[list[int], list[int], list[str]]] = []
         if targets is None:
             beam = self.default_beam if beam_size is None else beam_size
-            for ids in self._search(sources, beam, self.default_length_penalty):
+            for ids in self._search([ids for ids, _ in src_encoded], beam, self.default_length_penalty):
                 words, word_of_piece = self.tgt_tokenizer.words_of_pieces(ids or [])
                 tgt_encoded.append((ids or [], word_of_piece, words))
         else:

@@ -574,16 +574,22 @@ def test_translate_refuses_only_too_long_input(translator, words):
         assert pieces <= MAX_INPUT_PIECES
 
 
-@pytest.mark.xfail(strict=True, reason="translator.py passes lone surrogates (from argv bytes via surrogateescape) "
-                                       "to SentencePiece, which raises TypeError")
 def test_translate_refuses_lone_surrogates_with_an_input_error(translator):
     with pytest.raises(InputError):
         translator.translate(["hola \udcff"])
 
 
-@pytest.mark.xfail(strict=True, reason="cli translate/evaluate pass --threads -1 to torch.set_num_threads (RuntimeError)")
 def test_negative_threads_for_translate_is_one_line(run_cli, tiny_model_dir):
     assert_one_line_error(run_cli(["translate", "hola", "-m", tiny_model_dir, "--threads", "-1"]), ["--threads"])
+
+
+def test_a_too_long_stdin_line_is_named_after_the_lines_before_it(run_cli, tiny_model_dir):
+    long_line = " ".join(["palabra"] * 10_000)
+    result = run_cli(["translate", "-m", tiny_model_dir, "--beam", "1"], stdin=f"hola\n\n{long_line}\nadiós\n".encode())
+    assert result.exit_code == 1
+    assert len(result.stdout.splitlines()) == 2                # lines 1 and 2 were translated and written
+    assert result.stderr.startswith("attncli: error: stdin:3: the sentence is too long")
+    assert result.stderr.count("\n") == 1
 
 
 # 4. Streams ------------------------------------------------------------------------------------
