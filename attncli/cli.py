@@ -18,6 +18,7 @@ from typing import Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
+from .config import TrainConfig
 from .errors import AttncliError, CorpusError, OptionError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -27,6 +28,7 @@ inspect_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_ex
                           help="Look inside a model: attention alignments and their quality.")
 app.add_typer(inspect_app, name="inspect")
 
+DEFAULTS = TrainConfig()   # `attncli train` option defaults are the TrainConfig defaults
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or the name of a shipped model (es-en, fr-en).")]
 
 
@@ -74,33 +76,33 @@ def train(
     corpus: Annotated[Path, typer.Argument(help="Training pairs: UTF-8, one source<TAB>target per line.")],
     dev: Annotated[Optional[Path], typer.Option(help="Dev pairs for validation; default: hold out 1% of CORPUS (at most 2000 pairs).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write; default: models/<corpus name>.")] = None,
-    epochs: Annotated[int, typer.Option(help="Stop after this many epochs.")] = 100,
-    max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = 0.0,
-    patience: Annotated[int, typer.Option(help="Stop after this many validations without dev BLEU improvement.")] = 6,
-    valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch).")] = 0,
-    vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size.")] = 8000,
-    joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = True,
-    embed_size: Annotated[int, typer.Option(help="Embedding size.")] = 256,
-    hidden_size: Annotated[int, typer.Option(help="Decoder (and attention) size; the encoder has half per direction.")] = 256,
-    encoder_layers: Annotated[int, typer.Option(help="Encoder LSTM layers.")] = 1,
-    decoder_layers: Annotated[int, typer.Option(help="Decoder LSTM layers.")] = 1,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = 0.2,
-    input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = False,
-    tied_output: Annotated[bool, typer.Option(help="Share target embeddings and output layer (needs embed = hidden size).")] = False,
-    batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = 4096,
-    learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = 0.002,
-    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = 400,
-    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without improvement.")] = 0.5,
-    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = 0.1,
-    clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = 5.0,
-    max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = 100,
-    beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = 5,
-    length_penalty: Annotated[float, typer.Option(help="Default length normalisation exponent stored with the model.")] = 1.0,
-    average_last: Annotated[int, typer.Option(help="Average the weights of the last N best checkpoints at the end.")] = 1,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (slower on most CPUs; measured in benchmarks/).")] = False,
-    fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = True,
-    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = 1,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+    epochs: Annotated[int, typer.Option(help="Stop after this many epochs.")] = DEFAULTS.epochs,
+    max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = DEFAULTS.max_minutes,
+    patience: Annotated[int, typer.Option(help="Stop after this many validations without dev BLEU improvement.")] = DEFAULTS.patience,
+    valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch).")] = DEFAULTS.valid_every,
+    vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size.")] = DEFAULTS.vocab_size,
+    joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = DEFAULTS.joint_vocab,
+    embed_size: Annotated[int, typer.Option(help="Embedding size.")] = DEFAULTS.embed_size,
+    hidden_size: Annotated[int, typer.Option(help="Decoder (and attention) size; the encoder has half per direction.")] = DEFAULTS.hidden_size,
+    encoder_layers: Annotated[int, typer.Option(help="Encoder LSTM layers.")] = DEFAULTS.encoder_layers,
+    decoder_layers: Annotated[int, typer.Option(help="Decoder LSTM layers.")] = DEFAULTS.decoder_layers,
+    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = DEFAULTS.dropout,
+    input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = DEFAULTS.input_feeding,
+    tied_output: Annotated[bool, typer.Option(help="Share target embeddings and output layer (needs embed = hidden size).")] = DEFAULTS.tied_output,
+    batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = DEFAULTS.batch_tokens,
+    learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = DEFAULTS.learning_rate,
+    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = DEFAULTS.warmup_steps,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without improvement.")] = DEFAULTS.lr_decay,
+    label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = DEFAULTS.label_smoothing,
+    clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = DEFAULTS.clip_norm,
+    max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = DEFAULTS.max_len,
+    beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = DEFAULTS.beam_size,
+    length_penalty: Annotated[float, typer.Option(help="Default length normalisation exponent stored with the model.")] = DEFAULTS.length_penalty,
+    average_last: Annotated[int, typer.Option(help="Average the weights of the last N best checkpoints at the end.")] = DEFAULTS.average_last,
+    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (slower on most CPUs; measured in benchmarks/).")] = DEFAULTS.bf16,
+    fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = DEFAULTS.save_fp16,
+    seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = DEFAULTS.seed,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
     """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
@@ -109,7 +111,6 @@ def train(
     OUT.train-state; --resume continues it to the same model an uninterrupted run gives.
     """
     with reported_errors():
-        from .config import TrainConfig
         from .training import TrainingInterrupted, train as run_training
 
         config = TrainConfig(
