@@ -74,6 +74,26 @@ def word_alignment(src_words: list[str], tgt_words: list[str], src_pieces: list[
                      piece_weights, word_weights, score)
 
 
+def guide_attention(links: Iterable[tuple[int, int]], src_word_of_piece: Sequence[int],
+                    tgt_word_of_piece: Sequence[int]) -> Tensor | None:
+    """Target attention for guided-alignment training, from word links (source i, target j).
+
+    Row t (the prediction of target piece t) spreads its mass evenly over the pieces of the
+    source words linked to t's word; a target word without links gets a zero row (no guide).
+    Returns (tgt_pieces, src_pieces), or None when no link falls inside the sentence.
+    """
+    num_src_words = max(src_word_of_piece, default=-1) + 1
+    num_tgt_words = max(tgt_word_of_piece, default=-1) + 1
+    word_links = torch.zeros(num_tgt_words, num_src_words)
+    for i, j in links:
+        if i < num_src_words and j < num_tgt_words:
+            word_links[j, i] = 1.0
+    if not bool(word_links.any()):
+        return None
+    pieces = word_links[torch.tensor(list(tgt_word_of_piece))][:, torch.tensor(list(src_word_of_piece))]
+    return pieces / pieces.sum(dim=1, keepdim=True).clamp(min=1.0)          # (tgt_pieces, src_pieces)
+
+
 def format_pharaoh(links: Iterable[tuple[int, int]]) -> str:
     return " ".join(f"{i}-{j}" for i, j in links)
 

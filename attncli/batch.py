@@ -22,6 +22,7 @@ class Batch:
     src_lengths: Tensor   # (batch,) including EOS
     tgt_in: Tensor | None   # (batch, tgt_len) BOS + pieces, then PAD
     tgt_out: Tensor | None  # (batch, tgt_len) pieces + EOS, then PAD
+    guide: Tensor | None = None  # (batch, tgt_len, src_len) target attention per row, or a zero row (no guide)
 
     @property
     def num_tgt_tokens(self) -> int:
@@ -36,13 +37,21 @@ def pad(sequences: Sequence[Sequence[int]], prefix: list[int], suffix: list[int]
     return ids, torch.tensor([len(row) for row in rows], dtype=torch.long)
 
 
-def make_batch(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]] | None = None) -> Batch:
+def make_batch(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]] | None = None,
+               guides: Sequence[Tensor | None] | None = None) -> Batch:
+    """Pad a batch; `guides[b]` (tgt_pieces, src_pieces) is pair b's guide attention, if any."""
     src_ids, src_lengths = pad(src, [], [EOS_ID])
     if tgt is None:
         return Batch(src_ids, src_lengths, None, None)
     tgt_in, _ = pad(tgt, [BOS_ID], [])
     tgt_out, _ = pad(tgt, [], [EOS_ID])
-    return Batch(src_ids, src_lengths, tgt_in, tgt_out)
+    guide = None
+    if guides is not None:
+        guide = torch.zeros(tgt_out.shape + (src_ids.size(1),))            # (batch, tgt_len, src_len)
+        for row, matrix in enumerate(guides):
+            if matrix is not None:
+                guide[row, : matrix.size(0), : matrix.size(1)] = matrix
+    return Batch(src_ids, src_lengths, tgt_in, tgt_out, guide)
 
 
 def batch_cost(num_sentences: int, max_src: int, max_tgt: int) -> int:

@@ -103,6 +103,8 @@ def train(
     fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = DEFAULTS.save_fp16,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = DEFAULTS.seed,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
+    guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
+    guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments).")] = DEFAULTS.guide_weight,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
     """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
@@ -120,7 +122,7 @@ def train(
             learning_rate=learning_rate, warmup_steps=warmup_steps, lr_decay=lr_decay,
             label_smoothing=label_smoothing, clip_norm=clip_norm, epochs=epochs, max_minutes=max_minutes,
             patience=patience, valid_every=valid_every, max_len=max_len, beam_size=beam,
-            length_penalty=length_penalty, average_last=average_last, bf16=bf16, seed=seed,
+            length_penalty=length_penalty, average_last=average_last, guide_weight=guide_weight, bf16=bf16, seed=seed,
             threads=threads, save_fp16=fp16_weights)
         config.validate()
         out_dir = out or Path("models") / corpus.stem
@@ -133,7 +135,7 @@ def train(
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
             with TrainingProgress(stderr_console()) as progress:
-                result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume,
+                result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume, guide_path=guide_alignments,
                                       stop_signals=(signal.SIGINT, signal.SIGTERM))
         except TrainingInterrupted as stopped:
             saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"

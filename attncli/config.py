@@ -98,6 +98,7 @@ class TrainConfig:
     beam_size: int = 5               # beam used by translate by default (validation is greedy)
     length_penalty: float = 1.0
     average_last: int = 1            # average the weights of the best N checkpoints
+    guide_weight: float = 0.5        # weight of the guided-alignment term (only with guide alignments)
     bf16: bool = False               # bfloat16 autocast for matrix products
     seed: int = 1
     threads: int = 0                 # 0 = all cores
@@ -126,7 +127,9 @@ class TrainConfig:
             raise OptionError(f"--dropout must be in [0, 1), got {self.dropout}.")
         if not 0.0 <= self.label_smoothing < 1.0:
             raise OptionError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
-        for name in ["learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing", "dropout"]:
+        if not 0.0 <= self.guide_weight <= 100.0:
+            raise OptionError(f"--guide-weight must be from 0 to 100, got {self.guide_weight}.")
+        for name in ["learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing", "dropout", "guide_weight"]:
             if not math.isfinite(getattr(self, name)):
                 raise OptionError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}.")
         if self.learning_rate <= 0 or self.clip_norm <= 0:

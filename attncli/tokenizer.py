@@ -78,6 +78,17 @@ class Tokenizer:
         """Piece ids of many texts at once (one call into SentencePiece: fast for corpora)."""
         return [ids if ids else [UNK_ID] for ids in self.processor.encode(list(texts))]
 
+    def word_of_pieces(self, ids: Sequence[int]) -> list[int]:
+        """Word index of each piece of a whole-sentence encoding: a piece starting with "▁" opens a word."""
+        if not hasattr(self, "_starts_word"):
+            self._starts_word = [self.processor.id_to_piece(i).startswith(WORD_START) for i in range(len(self))]
+        words, index = [], -1
+        for piece_id in ids:
+            if self._starts_word[piece_id] or index < 0:
+                index += 1
+            words.append(index)
+        return words
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.processor.decode(list(ids))
 

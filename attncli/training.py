@@ -24,6 +24,7 @@ from typing import Callable, Iterator, Sequence
 
 import torch
 
+from .alignment import guide_attention, parse_pharaoh
 from .batch import Batch, bucketed_batches, make_batch
 from .checkpoint import (TrainState, check_fingerprint, discard_train_state, load_train_state, run_fingerprint,
                          save_train_state, state_dir_for)
@@ -88,6 +89,7 @@ class EncodedCorpus:
     src: list[list[int]]
     tgt: list[list[int]]
     skipped: int = 0
+    guides: list[str] | None = None   # Pharaoh links of each pair, for guided alignment
 
 
 def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tuple[Tokenizer, Tokenizer]:
@@ -109,26 +111,62 @@ def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tupl
 
 
 def encode_corpus(pairs: Sequence[SentencePair], src_tok: Tokenizer, tgt_tok: Tokenizer,
-                  max_len: int | None = None) -> EncodedCorpus:
+                  max_len: int | None = None, guides: Sequence[str] | None = None) -> EncodedCorpus:
     """Piece ids of every pair; pairs with a side longer than `max_len` pieces are left out."""
     src = src_tok.encode_batch([pair.source for pair in pairs])
     tgt = tgt_tok.encode_batch([pair.target for pair in pairs])
-    if max_len is None:
-        return EncodedCorpus(src, tgt)
-    keep = [i for i in range(len(src)) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
-    return EncodedCorpus([src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep))
+    keep = [i for i in range(len(src)) if max_len is None or (len(src[i]) <= max_len and len(tgt[i]) <= max_len)]
+    return EncodedCorpus([src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep),
+                         [guides[i] for i in keep] if guides is not None else None)
 
 
-def sequence_loss(model: Seq2Seq, batch: Batch, label_smoothing: float) -> tuple[torch.Tensor, int]:
+def read_guides(path: Path | str, num_pairs: int) -> list[str]:
+    """Guide alignments: one Pharaoh line (`i-j` source-target word links) per corpus pair."""
+    from .corpus import decode_line
+
+    path = Path(path)
+    check_readable_file(path)
+    lines = []
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = decode_line(raw, path, line_no)
+            parse_pharaoh(line, f"{path}:{line_no}: ")
+            lines.append(line)
+    if len(lines) != num_pairs:
+        raise CorpusError(f"{path}: has {len(lines)} lines but the corpus has {num_pairs} pairs (one line of links per pair).")
+    return lines
+
+
+def make_training_batch(data: EncodedCorpus, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer) -> Batch:
+    """The batch of pairs `indices`, with guide attention when the corpus has guide alignments."""
+    src = [data.src[i] for i in indices]
+    tgt = [data.tgt[i] for i in indices]
+    if data.guides is None:
+        return make_batch(src, tgt)
+    guides = [guide_attention(parse_pharaoh(data.guides[i])[1], src_tok.word_of_pieces(data.src[i]),
+                              tgt_tok.word_of_pieces(data.tgt[i])) for i in indices]
+    return make_batch(src, tgt, guides)
+
+
+def sequence_loss(model: Seq2Seq, batch: Batch, label_smoothing: float,
+                  guide_weight: float = 0.0) -> tuple[torch.Tensor, int]:
     """Mean cross-entropy per target token and the number of tokens.
 
     Only real (non-padding) positions go through the output layer and the softmax, the most
-    expensive part of a step.
+    expensive part of a step. With a guide in the batch, `guide_weight` times the cross-entropy
+    between the guide and the attention (guided alignment, Chen et al. 2016) is added, averaged
+    over the guided target pieces.
     """
-    attentional, _ = model.decoder(batch.tgt_in, model.encode(batch.src_ids, batch.src_lengths))
+    attentional, weights = model.decoder(batch.tgt_in, model.encode(batch.src_ids, batch.src_lengths))
     real = batch.tgt_out != PAD_ID                                          # (batch, tgt_len)
     logits = model.decoder.logits(attentional[real])                        # (tokens, vocab)
-    return smoothed_cross_entropy(logits, batch.tgt_out[real], label_smoothing), int(real.sum())
+    loss = smoothed_cross_entropy(logits, batch.tgt_out[real], label_smoothing)
+    if batch.guide is not None and guide_weight > 0:
+        guided = batch.guide.sum(-1) > 0                                    # (batch, tgt_len)
+        if bool(guided.any()):
+            log_weights = torch.log(weights[guided].float().clamp(min=1e-9))  # (guided, src_len)
+            loss = loss + guide_weight * -(batch.guide[guided] * log_weights).sum(-1).mean()
+    return loss, int(real.sum())
 
 
 @torch.inference_mode()
@@ -243,7 +281,7 @@ class StopRequests:
 
 def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | str, config: TrainConfig,
           on_event: Callable[[TrainEvent], None] = lambda event: None, resume: bool = False,
-          stop_signals: Sequence[int] = (signal.SIGINT,)) -> TrainResult:
+          stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None) -> TrainResult:
     """Train a model on `corpus_path`, validate on `dev_path`, keep the best in `out_dir`.
 
     The training state is saved in `state_dir_for(out_dir)` (`OUT.train-state`) at every
@@ -251,6 +289,8 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     update boundary); `resume=True` continues from it and ends with the same model, history and
     scores as a run that was never stopped. The state is removed when the run finishes, and kept
     after a --max-minutes stop, so that run can be continued with a larger limit.
+    `guide_path` (one Pharaoh line per corpus pair, e.g. from a statistical aligner) adds the
+    guided-alignment term to the loss, weighted by `config.guide_weight`.
     """
     config.validate()
     clock_start = time.monotonic()
@@ -281,9 +321,15 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
 
     on_event(TrainEvent("start", message=f"reading {corpus_path}"))
     train_pairs = read_pairs(corpus_path)
-    random.Random(config.seed).shuffle(train_pairs)         # the files are sorted by length
+    guides = read_guides(guide_path, len(train_pairs)) if guide_path is not None else None
+    order = list(range(len(train_pairs)))
+    random.Random(config.seed).shuffle(order)               # the files are sorted by length
+    train_pairs = [train_pairs[i] for i in order]
+    if guides is not None:
+        guides = [guides[i] for i in order]
     if dev_path is None:
         train_pairs, dev_pairs = split_dev(train_pairs)
+        guides = guides[: len(train_pairs)] if guides is not None else None
     else:
         dev_pairs = read_pairs(dev_path)
     if saved is None:
@@ -291,7 +337,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
         src_tok, tgt_tok = train_tokenizers(train_pairs, config)
     else:
         src_tok, tgt_tok = Tokenizer(saved.src_spm), Tokenizer(saved.tgt_spm)
-    train_data = encode_corpus(train_pairs, src_tok, tgt_tok, config.max_len)
+    train_data = encode_corpus(train_pairs, src_tok, tgt_tok, config.max_len, guides)
     if not train_data.src:
         raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
     dev_data = encode_corpus(dev_pairs, src_tok, tgt_tok)
@@ -333,6 +379,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     window_tokens, window_start = 0, time.monotonic()
     tokens_per_s = 0.0
     info = {"train_config": config.to_dict(), "corpus": str(corpus_path), "dev": str(dev_path),
+            "guide_alignments": str(guide_path) if guide_path is not None else None,
             "defaults": {"beam_size": config.beam_size, "length_penalty": config.length_penalty}}
     guard = StopRequests(stop_signals)
 
@@ -415,11 +462,11 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
                     guard.check()
                     indices = batches[batches_done]
                     with guard.critical():
-                        batch = make_batch([train_data.src[i] for i in indices], [train_data.tgt[i] for i in indices])
+                        batch = make_training_batch(train_data, indices, src_tok, tgt_tok)
                         for group in optimizer.param_groups:
                             group["lr"] = learning_rate()
                         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-                            loss, tokens = sequence_loss(model, batch, config.label_smoothing)
+                            loss, tokens = sequence_loss(model, batch, config.label_smoothing, config.guide_weight)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                         torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
