@@ -29,7 +29,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
-from .modelfile import _fsync_file, _write_bytes, replace_dir_atomically
+from .modelfile import _fsync_file, _write_bytes, read_json_document, replace_dir_atomically
 from .tokenizer import Tokenizer
 
 STATE_FORMAT = "attncli-train-state"
@@ -181,14 +181,7 @@ def load_train_state(directory: Path | str) -> TrainState:
     for path in (json_path, tensors_path, directory / SRC_SPM_FILE, directory / TGT_SPM_FILE):
         if not path.is_file():
             raise ModelFileError(f"{path}: missing; the training state is incomplete.")
-    try:
-        document = json.loads(json_path.read_text(encoding="utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise ModelFileError(f"{json_path}: not valid JSON ({exc}).") from None
-    if not isinstance(document, dict) or document.get("format") != STATE_FORMAT:
-        raise ModelFileError(f"{json_path}: not an attncli training state (no \"format\": \"{STATE_FORMAT}\").")
-    if document.get("format_version") != STATE_VERSION:
-        raise ModelFileError(f"{json_path}: unsupported format_version {document.get('format_version')!r}.")
+    document = read_json_document(json_path, STATE_FORMAT, STATE_VERSION, "training state")
     try:
         config = ModelConfig.from_dict(document.get("model"))
     except ModelFileError as exc:

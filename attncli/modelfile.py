@@ -142,19 +142,24 @@ def _digest(tokenizer: Tokenizer) -> str:
     return hashlib.sha256(tokenizer.model_proto).hexdigest()
 
 
-def _read_config(directory: Path) -> dict[str, Any]:
-    path = directory / CONFIG_FILE
-    if not path.is_file():
-        raise ModelFileError(f"{directory}: not a model folder ({CONFIG_FILE} is missing).")
+def read_json_document(path: Path, form: str, version: int, what: str) -> dict[str, Any]:
+    """A JSON object whose "format" is `form` and "format_version" is `version`, else ModelFileError."""
     try:
         document = json.loads(path.read_text(encoding="utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise ModelFileError(f"{path}: not valid JSON ({exc}).") from None
-    if not isinstance(document, dict) or document.get("format") != FORMAT:
-        raise ModelFileError(f"{path}: not an attncli model config (no \"format\": \"{FORMAT}\").")
-    if document.get("format_version") != FORMAT_VERSION:
+    if not isinstance(document, dict) or document.get("format") != form:
+        raise ModelFileError(f"{path}: not an attncli {what} (no \"format\": \"{form}\").")
+    if document.get("format_version") != version:
         raise ModelFileError(f"{path}: unsupported format_version {document.get('format_version')!r}.")
     return document
+
+
+def _read_config(directory: Path) -> dict[str, Any]:
+    path = directory / CONFIG_FILE
+    if not path.is_file():
+        raise ModelFileError(f"{directory}: not a model folder ({CONFIG_FILE} is missing).")
+    return read_json_document(path, FORMAT, FORMAT_VERSION, "model config")
 
 
 def _read_tokenizer(path: Path) -> Tokenizer:
