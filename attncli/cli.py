@@ -288,7 +288,7 @@ def _print_alignment(alignment, output_format: OutputFormat, subwords: bool, min
         console.print(Text(" ".join(alignment.tgt_words)))
         table = alignment_table(alignment, subwords, links, gold_links)
         console.print(table)
-        console.print(legend(gold_links is not None))
+        console.print(legend(gold_links is not None), soft_wrap=True)
     if save is not None:
         _save_picture(alignment, subwords, links, gold_links, save)
 
