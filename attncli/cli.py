@@ -166,13 +166,15 @@ def translate(
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = 2000,
-    threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads (0: one for a SENTENCE, all cores for stdin).")] = 0,
 ) -> None:
     """Translate SENTENCE, or each line of stdin: one output line per input line, in order."""
     _check_beam(beam)
     with reported_errors():
         from .translator import Translator
 
+        if sentence is not None and threads == 0:
+            threads = 1      # one short sentence: a second thread only adds start-up and synchronisation
         translator = Translator.load(model, threads)
         if sentence is not None:
             if not sentence.strip():

@@ -181,8 +181,7 @@ def _read_weights(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
         head = handle.read(8)
     if head.startswith(PICKLE_SIGNS):
         raise ModelFileError(f"{path}: is a pickle or torch.save file, which attncli refuses to load (it can run code); expected safetensors.")
-    with torch.device("meta"):
-        expected = {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    expected = Seq2Seq.parameter_shapes(config)
     if config.tied_output:
         expected.pop(TIED_KEY)
     try:

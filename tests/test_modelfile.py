@@ -27,6 +27,17 @@ def test_save_then_load_gives_identical_outputs(tiny_model_dir, tmp_path):
     assert torch.equal(logits_of(first), logits_of(second))
 
 
+@pytest.mark.parametrize("layers,input_feeding,tied", [(1, False, False), (2, True, False), (3, False, True)])
+def test_parameter_shapes_match_a_built_model(layers, input_feeding, tied):
+    from attncli.config import ModelConfig
+    from attncli.model import Seq2Seq
+
+    config = ModelConfig(src_vocab_size=50, tgt_vocab_size=60, embed_size=16 if not tied else 12, hidden_size=12,
+                         encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied)
+    built = {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
+    assert Seq2Seq.parameter_shapes(config) == built
+
+
 def test_model_folder_holds_no_pickle(tiny_model_dir):
     names = sorted(os.listdir(tiny_model_dir))
     assert names == ["config.json", "model.safetensors", "spm.model"]
