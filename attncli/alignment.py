@@ -7,7 +7,8 @@ still sums to 1, including the source EOS column, which is kept apart: attention
 "no source word in particular".
 
 Link extraction: each target word links to the source word with the most weight. A target word
-whose strongest weight is below `min_weight` gets no link (diffuse attention; precision).
+whose strongest weight is below `min_weight` gets no link (diffuse attention; precision), and
+`mutual` keeps only links that are also the strongest from the source word's side.
 """
 
 from __future__ import annotations
@@ -33,16 +34,29 @@ class Alignment:
     word_weights: Tensor    # (tgt_words, src_words + 1): last column is the source EOS
     score: float            # teacher-forced log-probability of the target (pieces + EOS)
 
-    def links(self, min_weight: float = 0.0) -> list[tuple[int, int]]:
-        """(source word, target word) pairs: each target word's most attended source word."""
+    def links(self, min_weight: float = 0.0, mutual: bool = False) -> list[tuple[int, int]]:
+        """(source word, target word) pairs: each target word's most attended source word.
+
+        `min_weight` drops the link of a target word whose strongest weight is below it.
+        `mutual` keeps a link only if the target word is also the one that puts the largest share
+        of its attention on that source word (the column's argmax after normalising each column),
+        which trades recall for precision, like intersecting two alignment directions.
+        """
+        if not self.src_words or not self.tgt_words:
+            return []
+        weights = self.word_weights[:, : len(self.src_words)]                  # (tgt_words, src_words)
+        strongest, source_of = weights.max(dim=1)                              # (tgt_words,)
+        if mutual:
+            column_share = weights / weights.sum(dim=0, keepdim=True).clamp(min=1e-9)
+            target_of = column_share.argmax(dim=0)                              # (src_words,)
         result = []
-        if not self.src_words:
-            return result
         for j in range(len(self.tgt_words)):
-            row = self.word_weights[j, : len(self.src_words)]
-            weight, i = row.max(dim=0)
-            if float(weight) >= min_weight and float(weight) > 0.0:
-                result.append((int(i), j))
+            i = int(source_of[j])
+            if float(strongest[j]) <= 0.0 or float(strongest[j]) < min_weight:
+                continue
+            if mutual and int(target_of[i]) != j:
+                continue
+            result.append((i, j))
         return sorted(result)
 
 

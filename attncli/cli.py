@@ -247,6 +247,7 @@ def inspect_alignment(
     save: Annotated[Optional[Path], typer.Option(help="Also write the table to FILE.svg or FILE.html.")] = None,
     min_weight: Annotated[float, typer.Option(help="No link for a target word whose strongest weight is below this.")] = 0.0,
     shift: Annotated[int, typer.Option(help="0: attention that predicted the word; 1: attention after reading it.")] = 0,
+    mutual: Annotated[bool, typer.Option(help="Keep a link only if it is also the strongest from the source word's side.")] = False,
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch with --file.")] = 32,
 ) -> None:
@@ -266,18 +267,18 @@ def inspect_alignment(
             raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
         translator = Translator.load(model)
         if file is not None:
-            _align_file(translator, file, output_format, gold_file, min_weight, shift, batch_size, save, subwords)
+            _align_file(translator, file, output_format, gold_file, min_weight, mutual, shift, batch_size, subwords)
             return
         alignment = translator.align(sentence, target, beam, attention_shift=shift)
         gold_links = parse_pharaoh(gold, "--gold: ") if gold else None
-        _print_alignment(alignment, output_format, subwords, min_weight, gold_links, save)
+        _print_alignment(alignment, output_format, subwords, min_weight, mutual, gold_links, save)
 
 
-def _print_alignment(alignment, output_format: OutputFormat, subwords: bool, min_weight: float,
+def _print_alignment(alignment, output_format: OutputFormat, subwords: bool, min_weight: float, mutual: bool,
                      gold_links, save: Optional[Path]) -> None:
     from .alignment import format_pharaoh
 
-    links = alignment.links(min_weight)
+    links = alignment.links(min_weight, mutual)
     if output_format is OutputFormat.pharaoh:
         typer.echo(format_pharaoh(links))
     elif output_format is OutputFormat.json:
@@ -328,7 +329,7 @@ def _alignment_json(alignment, links) -> dict:
 
 
 def _align_file(translator, file: Path, output_format: OutputFormat, gold_file: Optional[Path],
-                min_weight: float, shift: int, batch_size: int, save, subwords) -> None:
+                min_weight: float, mutual: bool, shift: int, batch_size: int, subwords: bool) -> None:
     """Teacher-forced alignment of every pair of `file`, streamed batch by batch."""
     from .alignment import format_pharaoh, parse_pharaoh
     from .corpus import check_readable_file, iter_pairs
@@ -352,10 +353,7 @@ def _align_file(translator, file: Path, output_format: OutputFormat, gold_file: 
                 if index >= len(gold_lines):
                     raise CorpusError(f"{gold_file}: has fewer lines than {file}.")
                 gold_links = parse_pharaoh(gold_lines[index], f"{gold_file}:{index + 1}: ")
-            if output_format is OutputFormat.table:
-                _print_alignment(alignment, output_format, subwords, min_weight, gold_links, None)
-            else:
-                _print_alignment(alignment, output_format, subwords, min_weight, gold_links, None)
+            _print_alignment(alignment, output_format, subwords, min_weight, mutual, gold_links, None)
             index += 1
         sys.stdout.flush()
 

@@ -11,7 +11,8 @@ Rows (all scored with attncli.alignment.parse_pharaoh + score_alignments, the co
    tokenized the Hansards way + Hansards train.tsv, whose first 37 lines are the dev sentences):
    forward, reverse, intersection, union and grow-diag-final-and;
 3. attncli models (`--model DIR`, repeatable): `Translator.align_batch` on the dev pairs, links
-   from `Alignment.links(min_weight)` for a grid of attention shifts and minimum weights; with
+   from `Alignment.links(min_weight, mutual)` for a grid of attention shifts, minimum weights and
+   mutual (both-sides) links; with
    `--reverse-model DIR` (an en->fr model) also the reverse links (transposed) and their
    intersection, union and grow-diag-final-and with the forward links.
 
@@ -371,6 +372,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             forward_links[model_dir][shift, weight] = links
             add(f"{name} shift {shift} min_weight {weight:g}", "attncli", links,
                 model=model_dir, shift=shift, min_weight=weight)
+            mutual_links = [set(a.links(min_weight=weight, mutual=True)) for a in alignments[shift]]
+            add(f"{name} shift {shift} min_weight {weight:g} mutual", "attncli", mutual_links,
+                model=model_dir, shift=shift, min_weight=weight, mutual=True)
     if reverse_dir:
         rname = model_name(reverse_dir, [reverse_dir])
         log(f"attncli reverse model {reverse_dir}: aligning en->fr")

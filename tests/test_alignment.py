@@ -62,3 +62,11 @@ def test_alignment_of_a_real_model_maps_every_word(translator):
     assert alignment.word_weights.shape == (3, 5)
     assert torch.allclose(alignment.word_weights.sum(1), torch.ones(3), atol=1e-5)
     assert all(0 <= i < 4 and 0 <= j < 3 for i, j in alignment.links())
+
+
+def test_mutual_links_keep_only_links_strongest_from_both_sides():
+    # target words x, y both attend most to source a; a gives the larger share to x; b is left to y's second choice
+    pieces = torch.tensor([[0.9, 0.1, 0.0], [0.6, 0.4, 0.0], [0.0, 0.0, 1.0]])
+    alignment = word_alignment(["a", "b"], ["x", "y"], ["▁a", "▁b"], ["▁x", "▁y"], [0, 1], [0, 1], pieces, 0.0)
+    assert alignment.links() == [(0, 0), (0, 1)]
+    assert alignment.links(mutual=True) == [(0, 0)]
