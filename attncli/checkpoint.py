@@ -29,7 +29,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
-from .modelfile import _fsync_file, _write_bytes, read_json_document, replace_dir_atomically
+from .modelfile import _fsync_file, _write_bytes, atomic_dir, read_json_document
 from .tokenizer import Tokenizer
 
 STATE_FORMAT = "attncli-train-state"
@@ -116,13 +116,7 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
     """Write the training state folder atomically (built beside it, then swapped in)."""
     from safetensors.torch import save_file
 
-    target = Path(directory)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    build = target.with_name(f".{target.name}.tmp-{os.getpid()}")
-    if build.exists():
-        shutil.rmtree(build)
-    build.mkdir()
-    try:
+    with atomic_dir(directory) as build:
         tensors: dict[str, torch.Tensor] = {"rng.torch": state.torch_rng.detach().clone().to(torch.uint8)}
         # clone(): safetensors refuses tensors that share memory (tied embeddings share a weight)
         for name, tensor in state.model_state.items():
@@ -147,11 +141,7 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
             "optimizer_params": sorted(state.optimizer_state),
         }
         _write_bytes(build / JSON_FILE, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode())
-        replace_dir_atomically(build, target)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    return target
+    return Path(directory)
 
 
 def discard_train_state(directory: Path | str) -> None:

@@ -13,9 +13,10 @@ import hashlib
 import json
 import os
 import shutil
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import torch
 
@@ -97,11 +98,12 @@ def replace_dir_atomically(build_dir: Path, target: Path) -> None:
         pass
 
 
-def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
-               info: dict[str, Any] | None = None, fp16: bool = False) -> Path:
-    """Write a complete model folder atomically; `fp16` halves its size (loading casts back)."""
-    from safetensors.torch import save_file
+@contextmanager
+def atomic_dir(directory: Path | str) -> Iterator[Path]:
+    """Build a folder's new content in a temporary folder beside it, then swap it into place.
 
+    On any error (or Ctrl-C) the temporary folder is removed and the old folder stays as it was.
+    """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
     build = target.with_name(f".{target.name}.tmp-{os.getpid()}")
@@ -109,6 +111,19 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
         shutil.rmtree(build)
     build.mkdir()
     try:
+        yield build
+        replace_dir_atomically(build, target)
+    except BaseException:
+        shutil.rmtree(build, ignore_errors=True)
+        raise
+
+
+def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
+               info: dict[str, Any] | None = None, fp16: bool = False) -> Path:
+    """Write a complete model folder atomically; `fp16` halves its size (loading casts back)."""
+    from safetensors.torch import save_file
+
+    with atomic_dir(directory) as build:
         state = {name: tensor.detach().to(torch.float16 if fp16 else torch.float32).contiguous()
                  for name, tensor in model.state_dict().items()}
         if model.config.tied_output:
@@ -131,11 +146,7 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
             "info": info or {},
         }
         _write_bytes(build / CONFIG_FILE, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
-        replace_dir_atomically(build, target)
-    except BaseException:
-        shutil.rmtree(build, ignore_errors=True)
-        raise
-    return target
+    return Path(directory)
 
 
 def _digest(tokenizer: Tokenizer) -> str:
