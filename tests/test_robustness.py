@@ -242,10 +242,17 @@ def test_a_signal_to_attncli_train_loses_nothing(numbers, references, tmp_path, 
     process = subprocess.Popen([sys.executable, "-m", "attncli", *args], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                env=SUBPROCESS_ENV, cwd=tmp_path)
     state = Path(f"{out}.train-state")
+    # Wait for the state saved at a validation chosen per signal (the run has 78 updates, one
+    # validation every 8), then signal at once: the run is certainly still going, however fast.
+    target_step = random.Random(signum).choice([8, 16, 24, 32])
     deadline = time.monotonic() + 120
-    while not state.exists() and process.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.02)
-    time.sleep(random.Random(signum).uniform(0.0, 0.8))
+    while process.poll() is None and time.monotonic() < deadline:
+        try:
+            if json.loads((state / "state.json").read_text())["step"] >= target_step:
+                break
+        except (OSError, ValueError, KeyError):   # not written yet, or being swapped in
+            pass
+        time.sleep(0.005)
     process.send_signal(signum)
     stdout, stderr = process.communicate(timeout=120)
     stderr = stderr.decode()
