@@ -129,3 +129,8 @@ def test_user_errors_are_one_line(run_cli, tmp_path, tiny_model_dir, args, words
 def test_stdin_with_bad_bytes_names_the_line(run_cli, tiny_model_dir):
     result = run_cli(["translate", "-m", tiny_model_dir], stdin=b"hola\n\xff\xfe\n")
     assert result.exit_code == 1 and "stdin:2" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_empty_stdin_gives_empty_output(run_cli, tiny_model_dir):
+    result = run_cli(["translate", "-m", tiny_model_dir], stdin=b"")
+    assert result.exit_code == 0 and result.stdout == "" and result.stderr == ""
