@@ -254,7 +254,7 @@ def inspect_alignment(
     """Show which source words each target word attended to."""
     _check_beam(beam)
     with reported_errors():
-        from .alignment import format_pharaoh, parse_pharaoh
+        from .alignment import parse_pharaoh
         from .translator import Translator
 
         if not 0.0 <= min_weight <= 1.0:
@@ -331,7 +331,7 @@ def _alignment_json(alignment, links) -> dict:
 def _align_file(translator, file: Path, output_format: OutputFormat, gold_file: Optional[Path],
                 min_weight: float, mutual: bool, shift: int, batch_size: int, subwords: bool) -> None:
     """Teacher-forced alignment of every pair of `file`, streamed batch by batch."""
-    from .alignment import format_pharaoh, parse_pharaoh
+    from .alignment import parse_pharaoh
     from .corpus import check_readable_file, iter_pairs
 
     if batch_size < 1:

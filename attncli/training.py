@@ -34,7 +34,6 @@ from .errors import CorpusError, ModelFileError, OptionError
 from .loss import smoothed_cross_entropy
 from .model import Seq2Seq
 from .modelfile import save_model
-from .search import greedy_search
 from .tokenizer import PAD_ID, Tokenizer
 
 

@@ -10,7 +10,6 @@ a child process and prints its peak RSS, wall time and the corpus size.
 from __future__ import annotations
 
 import argparse
-import os
 import random
 import resource
 import subprocess

@@ -1,7 +1,6 @@
 """Search: beam 1 is greedy, beam never loses to greedy, scores are the model's log-probabilities."""
 
 import pytest
-import torch
 
 from attncli.batch import make_batch
 from attncli.search import beam_search, greedy_search, teacher_forced_attention
