@@ -7,6 +7,7 @@ command line, 130 for Ctrl-C). Heavy imports (torch) happen inside commands so `
 
 from __future__ import annotations
 
+import io
 import json
 import signal
 import sys
@@ -60,10 +61,10 @@ def stderr_console():
     return Console(stderr=True, soft_wrap=True)
 
 
-def stdout_console(width: Optional[int] = None):
+def stdout_console():
     from rich.console import Console
 
-    return Console(soft_wrap=False, width=width)
+    return Console(soft_wrap=False)
 
 
 @app.callback()
@@ -263,6 +264,8 @@ def inspect_alignment(
             raise OptionError(f"--shift must be 0 or 1, got {shift}.")
         if (sentence is None) == (file is None):
             raise OptionError("give either a SENTENCE or --file PAIRS.tsv.")
+        if save is not None and file is not None:
+            raise OptionError("--save draws one sentence's table; it cannot be used with --file.")
         if save is not None and save.suffix.lower() not in (".svg", ".html"):
             raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
         translator = Translator.load(model)
@@ -301,7 +304,7 @@ def _save_picture(alignment, subwords, links, gold_links, save: Path) -> None:
 
     from .render import alignment_table, legend
 
-    recorder = Console(record=True, width=200, file=open("/dev/null", "w"))  # noqa: SIM115 - only recording
+    recorder = Console(record=True, width=200, file=io.StringIO())   # records only; nothing is shown
     recorder.print(alignment_table(alignment, subwords, links, gold_links, title=" ".join(alignment.src_words)))
     recorder.print(legend(gold_links is not None))
     try:

@@ -112,6 +112,7 @@ CASES = [
     (["evaluate", "{tmp}/latin1.tsv", "--model", "{tiny}"], ["latin1.tsv:2"]),
     (["inspect", "alignment", "hola", "--model", "{tiny}", "--format", "xml"], ["xml"]),
     (["inspect", "alignment", "hola", "--model", "{tiny}", "--save", "{tmp}/a.png"], [".svg or .html"]),
+    (["inspect", "alignment", "--file", "{tmp}/notab.tsv", "--model", "{tiny}", "--save", "{tmp}/a.svg"], ["--save", "--file"]),
     (["inspect", "aer", "{tmp}/missing.align", "{tmp}/notab.tsv"], ["missing.align"]),
 ]
 
