@@ -83,15 +83,20 @@ def file_fingerprint(path: Path | str | None) -> dict[str, Any] | None:
     return {"path": str(Path(path).resolve()), "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
 
 
-def run_fingerprint(corpus_path: Path | str, dev_path: Path | str | None, config: TrainConfig) -> dict[str, Any]:
+def run_fingerprint(corpus_path: Path | str, dev_path: Path | str | None, config: TrainConfig,
+                    guide_path: Path | str | None = None, init_weights: Path | str | None = None) -> dict[str, Any]:
     """What must not change for a run to be resumed: the data files and the training options."""
     options = {key: value for key, value in config.to_dict().items() if key not in RESUMABLE_CHANGES}
-    return {"corpus": file_fingerprint(corpus_path), "dev": file_fingerprint(dev_path), "config": options}
+    return {"corpus": file_fingerprint(corpus_path), "dev": file_fingerprint(dev_path),
+            "guides": file_fingerprint(guide_path), "init_from": file_fingerprint(init_weights), "config": options}
 
 
 def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], state_dir: Path) -> None:
     """Refuse to resume a run with other data or options; the message names the first difference."""
-    for side, what in (("corpus", "CORPUS"), ("dev", "--dev")):
+    for side, what in (("corpus", "CORPUS"), ("dev", "--dev"), ("guides", "--guide-alignments"),
+                       ("init_from", "--init-from")):
+        if side not in saved:       # a state saved before attncli recorded this file
+            continue
         old, new = saved.get(side), current[side]
         if old is None and new is None:
             continue

@@ -106,6 +106,7 @@ def train(
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
     guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments).")] = DEFAULTS.guide_weight,
+    init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
     """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
@@ -137,7 +138,7 @@ def train(
         try:
             with TrainingProgress(stderr_console()) as progress:
                 result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume, guide_path=guide_alignments,
-                                      stop_signals=(signal.SIGINT, signal.SIGTERM))
+                                      init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM))
         except TrainingInterrupted as stopped:
             saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
             if stopped.result.state_dir is not None:

@@ -10,6 +10,7 @@ beside it at every validation and when Ctrl-C stops the run at an update boundar
 from __future__ import annotations
 
 import copy
+import dataclasses
 import math
 import os
 import random
@@ -33,8 +34,9 @@ from .corpus import SentencePair, check_readable_file, read_pairs
 from .errors import CorpusError, ModelFileError, OptionError
 from .loss import smoothed_cross_entropy
 from .model import Seq2Seq
-from .modelfile import save_model
+from .modelfile import WEIGHTS_FILE, LoadedModel, load_model, save_model
 from .tokenizer import PAD_ID, Tokenizer
+from .translator import resolve_model_path
 
 
 @dataclass
@@ -107,6 +109,16 @@ def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tupl
             raise OptionError(f"--vocab-size must be at least {needed.group(1)} for this corpus "
                               f"(one piece per distinct character), got {config.vocab_size}.") from None
         raise OptionError(f"SentencePiece could not be trained with --vocab-size {config.vocab_size} ({message}).") from None
+
+
+def adopt_architecture(config: TrainConfig, start: LoadedModel) -> TrainConfig:
+    """`config` with the vocabulary and architecture of the model a fine-tuning run starts from."""
+    arch = start.model.config
+    joint = start.src_tokenizer is start.tgt_tokenizer
+    return dataclasses.replace(
+        config, vocab_size=arch.src_vocab_size, joint_vocab=joint, embed_size=arch.embed_size,
+        hidden_size=arch.hidden_size, encoder_layers=arch.encoder_layers, decoder_layers=arch.decoder_layers,
+        input_feeding=arch.input_feeding, tied_output=arch.tied_output)
 
 
 def encode_corpus(pairs: Sequence[SentencePair], src_tok: Tokenizer, tgt_tok: Tokenizer,
@@ -280,7 +292,8 @@ class StopRequests:
 
 def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | str, config: TrainConfig,
           on_event: Callable[[TrainEvent], None] = lambda event: None, resume: bool = False,
-          stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None) -> TrainResult:
+          stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None,
+          init_from: Path | str | None = None) -> TrainResult:
     """Train a model on `corpus_path`, validate on `dev_path`, keep the best in `out_dir`.
 
     The training state is saved in `state_dir_for(out_dir)` (`OUT.train-state`) at every
@@ -290,8 +303,15 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     after a --max-minutes stop, so that run can be continued with a larger limit.
     `guide_path` (one Pharaoh line per corpus pair, e.g. from a statistical aligner) adds the
     guided-alignment term to the loss, weighted by `config.guide_weight`.
+    `init_from` (a model folder or shipped name) fine-tunes that model: its weights are the start,
+    its SentencePiece models and architecture replace those of `config`.
     """
     config.validate()
+    start_model, init_weights = None, None
+    if init_from is not None:
+        init_dir = resolve_model_path(init_from)
+        start_model, init_weights = load_model(init_dir), init_dir / WEIGHTS_FILE
+        config = adopt_architecture(config, start_model)
     clock_start = time.monotonic()
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     set_seed(config.seed)
@@ -308,7 +328,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     check_readable_file(Path(corpus_path))
     if dev_path is not None:
         check_readable_file(Path(dev_path))
-    fingerprint = run_fingerprint(corpus_path, dev_path, config)
+    fingerprint = run_fingerprint(corpus_path, dev_path, config, guide_path, init_weights)
     saved: TrainState | None = None
     if resume:
         saved = load_train_state(state_dir)
@@ -331,7 +351,9 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
         guides = guides[: len(train_pairs)] if guides is not None else None
     else:
         dev_pairs = read_pairs(dev_path)
-    if saved is None:
+    if saved is None and start_model is not None:
+        src_tok, tgt_tok = start_model.src_tokenizer, start_model.tgt_tokenizer
+    elif saved is None:
         on_event(TrainEvent("start", message=f"training SentencePiece ({config.vocab_size} pieces)"))
         src_tok, tgt_tok = train_tokenizers(train_pairs, config)
     else:
@@ -348,6 +370,9 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
         decoder_layers=config.decoder_layers, dropout=config.dropout,
         input_feeding=config.input_feeding, tied_output=config.tied_output)
     model = Seq2Seq(model_config)
+    if start_model is not None and saved is None:
+        model.load_state_dict(start_model.model.state_dict())
+        on_event(TrainEvent("start", message=f"starting from the weights of {init_from}"))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     src_lengths = [len(s) for s in train_data.src]
     tgt_lengths = [len(t) for t in train_data.tgt]
@@ -379,6 +404,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     tokens_per_s = 0.0
     info = {"train_config": config.to_dict(), "corpus": str(corpus_path), "dev": str(dev_path),
             "guide_alignments": str(guide_path) if guide_path is not None else None,
+            "init_from": str(init_from) if init_from is not None else None,
             "defaults": {"beam_size": config.beam_size, "length_penalty": config.length_penalty}}
     guard = StopRequests(stop_signals)
 

@@ -6,10 +6,16 @@ both, this script brings Tatoeba to the Hansards conventions and appends Hansard
 unchanged (the gold dev sentences are part of it on purpose, as is usual for word alignment).
 
     python benchmarks/prepare_fr_en.py OUT.tsv
+    python benchmarks/prepare_fr_en.py OUT10.tsv --hansards-copies 10 --guides OUT.gdfa OUT10.gdfa
+
+`--hansards-copies K` appends Hansards K times: it is 2 % of the pairs but the domain the gold
+alignments come from, so oversampling it weights the training towards it. `--guides` takes the
+guide links of the one-copy corpus (`guide_alignments.py`) and writes them in the K-copies order.
 """
 
 from __future__ import annotations
 
+import argparse
 import random
 import re
 import sys
@@ -65,7 +71,13 @@ def tokenize_english(text: str) -> str:
     return " ".join(lower_first(tokens))
 
 
-def main(out_path: str) -> None:
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the corpus to write (TSV)")
+    parser.add_argument("--hansards-copies", type=int, default=1, help="append Hansards train.tsv this many times")
+    parser.add_argument("--guides", nargs=2, metavar=("ONE_COPY_LINKS", "OUT_LINKS"),
+                        help="repeat the guide links of the one-copy corpus the same way")
+    args = parser.parse_args()
     pairs = []
     with open(CORPORA / "tatoeba-fr-en" / "train.tsv", encoding="utf-8") as handle:
         for line in handle:
@@ -74,11 +86,20 @@ def main(out_path: str) -> None:
     with open(CORPORA / "hansards-fr-en" / "train.tsv", encoding="utf-8") as handle:
         hansards = [line.rstrip("\n") for line in handle]
     random.Random(1).shuffle(pairs)
-    with open(out_path, "w", encoding="utf-8") as out:
-        for line in pairs + hansards:
+    with open(args.out, "w", encoding="utf-8") as out:
+        for line in pairs + hansards * args.hansards_copies:
             out.write(line + "\n")
-    print(f"{out_path}: {len(pairs)} Tatoeba + {len(hansards)} Hansards pairs", file=sys.stderr)
+    print(f"{args.out}: {len(pairs)} Tatoeba + {args.hansards_copies} x {len(hansards)} Hansards pairs", file=sys.stderr)
+    if args.guides:
+        with open(args.guides[0], encoding="utf-8") as handle:
+            links = handle.read().splitlines()
+        if len(links) != len(pairs) + len(hansards):
+            sys.exit(f"{args.guides[0]}: {len(links)} lines, but the one-copy corpus has {len(pairs) + len(hansards)} pairs")
+        tatoeba_links, hansards_links = links[: len(pairs)], links[len(pairs):]
+        with open(args.guides[1], "w", encoding="utf-8") as out:
+            for line in tatoeba_links + hansards_links * args.hansards_copies:
+                out.write(line + "\n")
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    main()
