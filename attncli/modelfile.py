@@ -22,7 +22,7 @@ import torch
 
 from .config import ModelConfig
 from .errors import ModelFileError
-from .model import Seq2Seq
+from .model import Seq2Seq, skipped_initialisation
 from .tokenizer import Tokenizer
 
 FORMAT = "attncli-model"
@@ -233,7 +233,8 @@ def load_model(directory: Path | str) -> LoadedModel:
             f"{directory}: the SentencePiece vocabulary ({len(src_tokenizer)}/{len(tgt_tokenizer)} pieces) "
             f"does not match the weights ({config.src_vocab_size}/{config.tgt_vocab_size}).")
     state = _read_weights(directory / WEIGHTS_FILE, config)
-    model = Seq2Seq(config)
+    with skipped_initialisation():          # every weight is in `state` (checked above)
+        model = Seq2Seq(config)
     model.load_state_dict(state, strict=not config.tied_output)
     model.eval()
     info = document.get("info") if isinstance(document.get("info"), dict) else {}

@@ -34,13 +34,25 @@ def length_limits(src_lengths: Tensor, max_ratio: float = 1.5, slack: int = 10) 
     return (src_lengths.float() * max_ratio).long() + slack
 
 
-def _force_eos_at_limit(log_probs: Tensor, at_limit: Tensor) -> Tensor:
-    """Rows at their length limit may only choose EOS. log_probs (rows, vocab), at_limit (rows,) bool."""
+def _force_eos_at_limit(scores: Tensor, at_limit: Tensor) -> Tensor:
+    """Rows at their length limit may only choose EOS. scores (rows, vocab), at_limit (rows,) bool."""
     if bool(at_limit.any()):
-        eos_column = log_probs[:, EOS_ID].clone()
-        log_probs = log_probs.masked_fill(at_limit[:, None], float("-inf"))
-        log_probs[:, EOS_ID] = eos_column
-    return log_probs
+        eos_column = scores[:, EOS_ID].clone()
+        scores = scores.masked_fill(at_limit[:, None], float("-inf"))
+        scores[:, EOS_ID] = eos_column
+    return scores
+
+
+def top_log_probs(logits: Tensor, at_limit: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The k most probable next pieces of each row and their log-probabilities.
+
+    logits (rows, vocab). log_softmax keeps each row's order, so the top pieces come from the raw
+    logits and only those k values are normalised: one reading pass over the (rows, vocab)
+    scores instead of writing normalised copies of them. Returns (rows, k) log-probs and ids.
+    """
+    log_normalizer = torch.logsumexp(logits, dim=-1, keepdim=True)        # (rows, 1)
+    top_logits, top_ids = _force_eos_at_limit(logits, at_limit).topk(k, dim=-1)
+    return top_logits - log_normalizer, top_ids
 
 
 @torch.inference_mode()
@@ -57,9 +69,9 @@ def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0) -> 
     results: list[Hypothesis | None] = [None] * num_sentences
     step = 0
     while active.numel():
-        log_probs, state, _ = model.decoder.step(prev, state, encoded)   # (rows, vocab)
-        log_probs = _force_eos_at_limit(log_probs, limits[active] == step)
-        best_log_probs, best = log_probs.max(dim=-1)                     # (rows,)
+        logits, state, _ = model.decoder.step_logits(prev, state, encoded)    # (rows, vocab)
+        best_log_probs, best = top_log_probs(logits, limits[active] == step, 1)
+        best_log_probs, best = best_log_probs[:, 0], best[:, 0]                # (rows,)
         scores[active] += best_log_probs
         finished = best == EOS_ID
         for row, index in enumerate(active.tolist()):
@@ -100,14 +112,15 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     step = 0
     while sentence_of_block.numel():
         blocks = sentence_of_block.numel()
-        log_probs, state, _ = model.decoder.step(prev, state, encoded)            # (blocks*k, vocab)
-        vocab = log_probs.size(-1)
+        logits, state, _ = model.decoder.step_logits(prev, state, encoded)         # (blocks*k, vocab)
+        width = min(2 * k, logits.size(-1))
         at_limit = (limits[sentence_of_block] == step).repeat_interleave(k)
-        log_probs = _force_eos_at_limit(log_probs, at_limit)
-        candidates = (scores[:, :, None] + log_probs.view(blocks, k, vocab)).view(blocks, k * vocab)
-        top_scores, top_index = candidates.topk(min(2 * k, k * vocab), dim=-1)    # (blocks, 2k)
-        origin_beam = torch.div(top_index, vocab, rounding_mode="floor")          # (blocks, 2k)
-        token = top_index % vocab
+        # The best 2k extensions of a sentence are among the best 2k of each of its k rows.
+        row_log_probs, row_tokens = top_log_probs(logits, at_limit, width)         # (blocks*k, 2k)
+        candidates = (scores[:, :, None] + row_log_probs.view(blocks, k, width)).view(blocks, k * width)
+        top_scores, top_index = candidates.topk(width, dim=-1)                     # (blocks, 2k)
+        origin_beam = torch.div(top_index, width, rounding_mode="floor")           # (blocks, 2k)
+        token = row_tokens.view(blocks, k * width).gather(1, top_index)
         is_eos = token == EOS_ID
         # 1. EOS among the first k candidates: a finished hypothesis.
         newly_finished = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])

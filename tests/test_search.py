@@ -1,9 +1,11 @@
 """Search: beam 1 is greedy, beam never loses to greedy, scores are the model's log-probabilities."""
 
 import pytest
+import torch
 
 from attncli.batch import make_batch
-from attncli.search import beam_search, greedy_search, teacher_forced_attention
+from attncli.search import beam_search, greedy_search, teacher_forced_attention, top_log_probs
+from attncli.tokenizer import EOS_ID
 
 SENTENCES = ["Tengo hambre.", "¿Dónde está el perro?", "Tom no sabe nadar.", "Me gusta la música.",
              "Ella vive en Madrid con su madre.", "No.", "¿Qué hora es?", "Quiero comer algo ahora mismo."]
@@ -46,3 +48,18 @@ def test_batched_translation_equals_one_by_one(translator):
 
 def test_blank_lines_stay_lines(translator):
     assert translator.translate(["Hola.", "", "   ", "Adiós."], beam_size=2)[1:3] == ["", ""]
+
+
+def test_top_log_probs_are_the_top_of_log_softmax():
+    torch.manual_seed(0)
+    logits = torch.randn(6, 50) * 4
+    at_limit = torch.tensor([False, True, False, False, True, False])
+    values, ids = top_log_probs(logits, at_limit, 4)
+    expected_values, expected_ids = torch.log_softmax(logits, dim=-1).topk(4, dim=-1)
+    free = ~at_limit
+    assert torch.equal(ids[free], expected_ids[free])
+    torch.testing.assert_close(values[free], expected_values[free])
+    # A row at its length limit offers EOS, with its true log-probability, and nothing else.
+    assert (ids[at_limit, 0] == EOS_ID).all()
+    torch.testing.assert_close(values[at_limit, 0], torch.log_softmax(logits, dim=-1)[at_limit, EOS_ID])
+    assert torch.isinf(values[at_limit, 1:]).all()
