@@ -247,9 +247,9 @@ def inspect_alignment(
     gold: Annotated[Optional[str], typer.Option(help="Gold links ('0-0 1p2') to mark agreement in the table.")] = None,
     gold_file: Annotated[Optional[Path], typer.Option(help="Gold Pharaoh file, one line per pair of --file.")] = None,
     save: Annotated[Optional[Path], typer.Option(help="Also write the table to FILE.svg or FILE.html.")] = None,
-    min_weight: Annotated[float, typer.Option(help="No link for a target word whose strongest weight is below this.")] = 0.0,
-    shift: Annotated[int, typer.Option(help="0: attention that predicted the word; 1: attention after reading it.")] = 0,
-    mutual: Annotated[bool, typer.Option(help="Keep a link only if it is also the strongest from the source word's side.")] = False,
+    min_weight: Annotated[Optional[float], typer.Option(help="No link for a target word whose strongest weight is below this (default: the model's tuned value, else 0).")] = None,
+    shift: Annotated[Optional[int], typer.Option(help="0: attention that predicted the word; 1: attention after reading it (default: the model's, else 0).")] = None,
+    mutual: Annotated[Optional[bool], typer.Option("--mutual/--no-mutual", help="Keep a link only if it is also the strongest from the source word's side (default: the model's, else no).")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
     batch_size: Annotated[int, typer.Option(help="Pairs per batch with --file.")] = 32,
 ) -> None:
@@ -259,9 +259,9 @@ def inspect_alignment(
         from .alignment import parse_pharaoh
         from .translator import Translator
 
-        if not 0.0 <= min_weight <= 1.0:
+        if min_weight is not None and not 0.0 <= min_weight <= 1.0:
             raise OptionError(f"--min-weight must be from 0 to 1, got {min_weight}.")
-        if shift not in (0, 1):
+        if shift is not None and shift not in (0, 1):
             raise OptionError(f"--shift must be 0 or 1, got {shift}.")
         if (sentence is None) == (file is None):
             raise OptionError("give either a SENTENCE or --file PAIRS.tsv.")
@@ -270,6 +270,10 @@ def inspect_alignment(
         if save is not None and save.suffix.lower() not in (".svg", ".html"):
             raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
         translator = Translator.load(model)
+        tuned = translator.link_defaults       # what the model's links were tuned with, if anything
+        min_weight = tuned.min_weight if min_weight is None else min_weight
+        mutual = tuned.mutual if mutual is None else mutual
+        shift = tuned.attention_shift if shift is None else shift
         if file is not None:
             _align_file(translator, file, output_format, gold_file, min_weight, mutual, shift, batch_size, subwords)
             return

@@ -149,6 +149,24 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
     return Path(directory)
 
 
+def store_link_defaults(directory: Path | str, min_weight: float, mutual: bool, attention_shift: int,
+                        measured: dict[str, Any] | None = None) -> None:
+    """Record in a model's config.json how `inspect alignment` should pick links by default
+    (tuned on gold alignments, e.g. by benchmarks/alignment.py --store-best). Atomic rewrite."""
+    directory = Path(directory)
+    document = _read_config(directory)
+    info = document.get("info") if isinstance(document.get("info"), dict) else {}
+    info["alignment_links"] = {"min_weight": float(min_weight), "mutual": bool(mutual),
+                               "attention_shift": int(attention_shift), **({"measured": measured} if measured else {})}
+    document["info"] = info
+    temporary = directory / f".{CONFIG_FILE}.tmp-{os.getpid()}"
+    try:
+        _write_bytes(temporary, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        os.replace(temporary, directory / CONFIG_FILE)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def _digest(tokenizer: Tokenizer) -> str:
     return hashlib.sha256(tokenizer.model_proto).hexdigest()
 

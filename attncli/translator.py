@@ -6,6 +6,7 @@ This is the API the CLI, the tests and the benchmarks call.
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -35,6 +36,31 @@ def resolve_model_path(name_or_dir: str | Path) -> Path:
     raise ModelFileError(f"unknown model '{name_or_dir}': no such folder{hint}.")
 
 
+@dataclass(frozen=True)
+class LinkSettings:
+    """How `inspect alignment` turns attention into links (see Alignment.links and word_alignment)."""
+
+    min_weight: float = 0.0
+    mutual: bool = False
+    attention_shift: int = 0
+
+
+def read_link_defaults(info: dict) -> LinkSettings:
+    """The link settings a model was tuned with (config.json info.alignment_links), else the plain ones."""
+    stored = info.get("alignment_links")
+    if stored is None:
+        return LinkSettings()
+    try:
+        settings = LinkSettings(float(stored["min_weight"]), stored["mutual"], int(stored["attention_shift"]))
+    except (TypeError, KeyError, ValueError):
+        settings = None
+    if settings is None or not 0.0 <= settings.min_weight <= 1.0 or not isinstance(settings.mutual, bool) \
+            or settings.attention_shift not in (0, 1):
+        raise ModelFileError("config.json: info.alignment_links needs min_weight (0 to 1), mutual (true/false) "
+                             "and attention_shift (0 or 1).")
+    return settings
+
+
 class Translator:
     """Translate and explain with one model."""
 
@@ -46,6 +72,7 @@ class Translator:
         defaults = self.info.get("defaults", {}) if isinstance(self.info.get("defaults"), dict) else {}
         self.default_beam = int(defaults.get("beam_size", 5))
         self.default_length_penalty = float(defaults.get("length_penalty", 1.0))
+        self.link_defaults = read_link_defaults(self.info)
 
     @classmethod
     def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0) -> "Translator":

@@ -14,12 +14,15 @@ Rows (all scored with attncli.alignment.parse_pharaoh + score_alignments, the co
    from `Alignment.links(min_weight, mutual)` for a grid of attention shifts, minimum weights and
    mutual (both-sides) links; with
    `--reverse-model DIR` (an en->fr model) also the reverse links (transposed) and their
-   intersection, union and grow-diag-final-and with the forward links.
+   intersection, union and grow-diag-final-and with the forward links;
+4. each model as users get it: `attncli inspect alignment --model DIR --file DEV --format pharaoh`
+   run as a command, with no link options: the settings stored in the model (`--store-best`
+   writes the best row's shift, min_weight and mutual there) or the plain argmax.
 
 The table (markdown) goes to stdout, progress to stderr, raw numbers to `--json OUT`.
 Run it with the attncli virtualenv:
 
-    .venv/bin/python benchmarks/alignment.py --model /work/runs/fr-en-h256 --json /tmp/align.json
+    .venv/bin/python benchmarks/alignment.py --model models/fr-en --json /tmp/align.json
 
 The eflomal virtualenv (benchmarks/.venv-eflomal) is created on first use (`pip install
 eflomal==2.0.0`); its alignments of the whole corpus are cached in benchmarks/.cache/, keyed by
@@ -262,6 +265,14 @@ def attention_alignments(model_dir: str, sources: list[str], targets: list[str],
     return result
 
 
+def cli_links(model_dir: str, dev_path: str) -> list[Links]:
+    """Links exactly as users get them: `attncli inspect alignment --file ... --format pharaoh`."""
+    command = [sys.executable, "-m", "attncli", "inspect", "alignment", "--model", model_dir,
+               "--file", dev_path, "--format", "pharaoh"]
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return [parse_pharaoh(line)[1] for line in output.splitlines()]
+
+
 # ---------------------------------------------------------------------------------------------
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -287,6 +298,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--min-weights", default=",".join(map(str, MIN_WEIGHTS)), help="min_weight grid, comma-separated.")
     parser.add_argument("--threads", type=int, default=1, help="torch threads for the attncli models.")
     parser.add_argument("--batch", type=int, default=16, help="pairs per align_batch call.")
+    parser.add_argument("--store-best", action="store_true",
+                        help="write each --model's best link settings (shift, min_weight, mutual) into its "
+                             "config.json, as the defaults of `attncli inspect alignment`.")
     parser.add_argument("--json", metavar="OUT", help="save the raw numbers as JSON.")
     parser.add_argument("--save-links", metavar="DIR",
                         help="also write each row's links as a Pharaoh file (DIR/ROW.align, French index first), "
@@ -344,6 +358,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             add(f"eflomal {name}", "eflomal", links)
 
     from attncli.errors import ModelFileError
+    from attncli.modelfile import store_link_defaults
     from attncli.translator import resolve_model_path
 
     def resolve(model: str, required: bool) -> str | None:
@@ -375,6 +390,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             mutual_links = [set(a.links(min_weight=weight, mutual=True)) for a in alignments[shift]]
             add(f"{name} shift {shift} min_weight {weight:g} mutual", "attncli", mutual_links,
                 model=model_dir, shift=shift, min_weight=weight, mutual=True)
+        if args.store_best:
+            best = min((row for row in rows if row.get("model") == model_dir), key=lambda row: row["aer"])
+            measured = {key: round(best[key], 4) for key in ("aer", "precision", "recall")}
+            store_link_defaults(model_dir, best["min_weight"], best.get("mutual", False), best["shift"],
+                                measured={"gold": f"{Path(args.gold).parent.name}/{Path(args.gold).name}", **measured})
+            log(f"  stored in {model_dir}/config.json: shift {best['shift']} min_weight {best['min_weight']:g}"
+                f"{' mutual' if best.get('mutual') else ''}")
+        add(f"{name} as `attncli inspect alignment --file DEV --format pharaoh` (the model's defaults)", "attncli-cli",
+            cli_links(model_dir, args.dev), model=model_dir)
     if reverse_dir:
         rname = model_name(reverse_dir, [reverse_dir])
         log(f"attncli reverse model {reverse_dir}: aligning en->fr")

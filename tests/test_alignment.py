@@ -70,3 +70,40 @@ def test_mutual_links_keep_only_links_strongest_from_both_sides():
     alignment = word_alignment(["a", "b"], ["x", "y"], ["▁a", "▁b"], ["▁x", "▁y"], [0, 1], [0, 1], pieces, 0.0)
     assert alignment.links() == [(0, 0), (0, 1)]
     assert alignment.links(mutual=True) == [(0, 0)]
+
+
+def test_link_settings_tuned_for_a_model_are_its_defaults(run_cli, tiny_model_dir, corpus_files, tmp_path):
+    import shutil
+
+    from attncli.modelfile import store_link_defaults
+
+    model = tmp_path / "tuned"
+    shutil.copytree(tiny_model_dir, model)
+    dev = corpus_files[1]
+
+    def links(*options):
+        result = run_cli(["inspect", "alignment", "--file", dev, "-m", model, "--format", "pharaoh", *options])
+        assert result.exit_code == 0, result.stderr
+        return result.stdout
+
+    plain = links()
+    strict = links("--min-weight", "0.9", "--mutual")
+    assert strict != plain            # the tiny model's attention is diffuse: few links survive
+    store_link_defaults(model, min_weight=0.9, mutual=True, attention_shift=0, measured={"aer": 0.5})
+    assert links() == strict
+    assert links("--min-weight", "0", "--no-mutual") == plain    # options still win over the model's
+    assert run_cli(["translate", "Hola.", "-m", model]).exit_code == 0   # the model still loads
+
+
+def test_malformed_link_settings_are_one_clear_error(run_cli, tiny_model_dir, tmp_path):
+    import json
+    import shutil
+
+    model = tmp_path / "edited"
+    shutil.copytree(tiny_model_dir, model)
+    document = json.loads((model / "config.json").read_text())
+    document["info"]["alignment_links"] = {"min_weight": "high", "mutual": True, "attention_shift": 0}
+    (model / "config.json").write_text(json.dumps(document))
+    result = run_cli(["inspect", "alignment", "Hola.", "-m", model])
+    assert result.exit_code == 1
+    assert "alignment_links" in result.stderr and len(result.stderr.strip().splitlines()) == 1
