@@ -429,7 +429,7 @@ CASES = [
     (["inspect", "alignment", "--file", "{dev}", "-m", "{tiny}", "--batch-size", "0"], ["--batch-size"]),
     (["inspect", "alignment", "hola", "-m", "{tiny}", "--min-weight", "2"], ["--min-weight"]),
     (["inspect", "alignment", "hola", "-m", "{tiny}", "--shift", "-1"], ["--shift"]),
-    (["translate", "hola", "-m", "{tiny}", "--beam", "two"], ["--beam", "integer"]),
+    (["translate", "hola", "-m", "{tiny}", "--beam", "two"], ["--beam", "two", "int"]),
     (["train", "{train}", "--embed-size", "-1"], ["--embed-size"]),
     (["train", "{train}", "--vocab-size", "0"], ["--vocab-size"]),
     (["train", "{train}", "--batch-tokens", "-5"], ["--batch-tokens"]),
