@@ -169,6 +169,7 @@ def translate(
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = 2000,
     threads: Annotated[int, typer.Option(help="CPU threads (0: one for a SENTENCE, all cores for stdin).")] = 0,
+    int8: Annotated[bool, typer.Option("--int8", help="Search with int8-quantized layers: about 1.6x faster, close but not identical output.")] = False,
 ) -> None:
     """Translate SENTENCE, or each line of stdin: one output line per input line, in order."""
     _check_beam(beam)
@@ -177,7 +178,7 @@ def translate(
 
         if sentence is not None and threads == 0:
             threads = 1      # one short sentence: a second thread only adds start-up and synchronisation
-        translator = Translator.load(model, threads)
+        translator = Translator.load(model, threads, int8)
         if sentence is not None:
             if not sentence.strip():
                 raise OptionError("the sentence is empty.")
@@ -210,6 +211,7 @@ def evaluate(
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
+    int8: Annotated[bool, typer.Option("--int8", help="Search with int8-quantized layers (see translate --int8).")] = False,
 ) -> None:
     """Translate the source column of TEST and score it against the references (BLEU, chrF, TER)."""
     _check_beam(beam)
@@ -221,13 +223,13 @@ def evaluate(
         from .translator import Translator
 
         pairs = read_pairs(test)
-        translator = Translator.load(model, threads)
+        translator = Translator.load(model, threads, int8)
         start = time.monotonic()
         hypotheses = translator.translate([pair.source for pair in pairs], beam, length_penalty)
         seconds = time.monotonic() - start
         scores = score_translations(hypotheses, [pair.target for pair in pairs])
         scores.update(sentences=len(pairs), seconds=round(seconds, 2),
-                      beam=beam or translator.default_beam, model=str(model))
+                      beam=beam or translator.default_beam, model=str(model), int8=int8)
         if as_json:
             typer.echo(json.dumps(scores, ensure_ascii=False))
         else:

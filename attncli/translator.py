@@ -15,6 +15,7 @@ import torch
 from .alignment import Alignment, word_alignment
 from .batch import bucketed_batches, make_batch
 from .errors import InputError, ModelFileError, OptionError
+from .model import int8_copy
 from .modelfile import LoadedModel, load_model
 from .search import search, teacher_forced_attention
 
@@ -73,15 +74,23 @@ class Translator:
         self.default_beam = int(defaults.get("beam_size", 5))
         self.default_length_penalty = float(defaults.get("length_penalty", 1.0))
         self.link_defaults = read_link_defaults(self.info)
+        self.search_model = self.model      # what translation runs; an int8 copy with load(int8=True)
 
     @classmethod
-    def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0) -> "Translator":
-        """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS)."""
+    def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, int8: bool = False) -> "Translator":
+        """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS).
+
+        `int8` translates with an int8-quantized copy (faster, close but not equal scores);
+        alignments always use the float model.
+        """
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")
         if threads or not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        return cls(load_model(resolve_model_path(name_or_dir)))
+        translator = cls(load_model(resolve_model_path(name_or_dir)))
+        if int8:
+            translator.search_model = int8_copy(translator.model)
+        return translator
 
     def _encode_source(self, sentence: str) -> tuple[list[int], list[int]]:
         """Piece ids of a source sentence and the word of each piece; refuses empty or too long input."""
@@ -149,7 +158,7 @@ class Translator:
         for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
             indices = [todo[g] for g in group]
             batch = make_batch([encoded[i] for i in indices])  # type: ignore[misc]
-            for index, hyp in zip(indices, search(self.model, batch, beam, alpha)):
+            for index, hyp in zip(indices, search(self.search_model, batch, beam, alpha)):
                 outputs[index] = hyp.token_ids
         return outputs
 

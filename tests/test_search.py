@@ -63,3 +63,26 @@ def test_top_log_probs_are_the_top_of_log_softmax():
     assert (ids[at_limit, 0] == EOS_ID).all()
     torch.testing.assert_close(values[at_limit, 0], torch.log_softmax(logits, dim=-1)[at_limit, EOS_ID])
     assert torch.isinf(values[at_limit, 1:]).all()
+
+
+def test_int8_search_is_close_to_the_float_model(tiny_model_dir, batch):
+    from attncli.model import int8_copy
+    from attncli.translator import Translator
+
+    translator = Translator.load(tiny_model_dir, threads=1, int8=True)
+    assert translator.search_model is not translator.model
+    outputs = translator.translate(SENTENCES + [""], beam_size=3)
+    assert len(outputs) == len(SENTENCES) + 1 and outputs[-1] == ""
+    # Teacher-forced on the float model's own output, the int8 copy gives nearly the same scores.
+    hypotheses = beam_search(translator.model, batch, beam_size=3)
+    forced = make_batch([translator.src_tokenizer.encode(s) for s in SENTENCES], [h.token_ids for h in hypotheses])
+    _, float_log_probs = teacher_forced_attention(translator.model, forced)
+    _, int8_log_probs = teacher_forced_attention(int8_copy(translator.model), forced)
+    real = forced.tgt_out != 0
+    assert (float_log_probs - int8_log_probs)[real].abs().mean() < 0.05
+
+
+def test_int8_translate_command(run_cli, tiny_model_dir):
+    result = run_cli(["translate", "-m", tiny_model_dir, "--int8"], stdin="Hola.\nTengo hambre.\n".encode())
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == 2 and result.stderr == ""
