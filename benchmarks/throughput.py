@@ -9,8 +9,8 @@ Figures:
   `--warmup` updates, the loop of `attncli.training.train` on the shuffled corpus, without and
   with input feeding; JoeyNMT: `joey_train_tokens_per_s` of the peer harness's run.sh, which
   trains for `--joey-minutes` (validation disabled so the budget goes to training).
-- translation: dev sentences/s with beam 1 and beam 5 through `Translator.translate` (decoding
-  only, model loaded); JoeyNMT: its "Generation took" time, beam 5. Also the whole translate
+- translation: dev sentences/s with beam 1 and beam 5 (and beam 5 with `int8=True`) through
+  `Translator.translate` (decoding only, model loaded); JoeyNMT: its "Generation took" time, beam 5. Also the whole translate
   command over the same sentences (start-up and model load included) for both.
 - latency: wall time of `attncli translate "hola" --model DIR` (median of `--latency-runs`), and
   of JoeyNMT's translate command on the same one sentence.
@@ -225,13 +225,18 @@ def worker_translate(spec: dict) -> dict:
     translator = Translator.load(spec["model"], spec["threads"])
     translator.translate(sources[:20], beam_size=1)          # first-call overheads
     result = {"sentences": len(sources)}
-    for beam in spec["beams"]:
+    runs = [(f"beam{beam}", translator, beam) for beam in spec["beams"]]
+    if spec.get("int8_beams"):
+        quantized = Translator.load(spec["model"], spec["threads"], int8=True)
+        quantized.translate(sources[:20], beam_size=1)
+        runs += [(f"int8_beam{beam}", quantized, beam) for beam in spec["int8_beams"]]
+    for key, model, beam in runs:
         start = time.perf_counter()
-        outputs = translator.translate(sources, beam_size=beam)
+        outputs = model.translate(sources, beam_size=beam)
         seconds = time.perf_counter() - start
-        result[f"beam{beam}"] = {"seconds": seconds, "sents_per_s": len(sources) / seconds,
-                                 "mean_output_words": statistics.fmean(len(o.split()) for o in outputs),
-                                 "bleu": sacrebleu.corpus_bleu(outputs, [references]).score}
+        result[key] = {"seconds": seconds, "sents_per_s": len(sources) / seconds,
+                       "mean_output_words": statistics.fmean(len(o.split()) for o in outputs),
+                       "bleu": sacrebleu.corpus_bleu(outputs, [references]).score}
     return result
 
 
@@ -264,7 +269,7 @@ def measure_attncli(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, s
         return figures
     log(f"attncli: translating {args.translate_limit or 'all'} dev sentences with beam 1 and 5")
     result, rss = run_worker("translate", {"model": str(args.model), "test": str(test_tsv),
-                                           "threads": args.threads, "beams": [1, 5]})
+                                           "threads": args.threads, "beams": [1, 5], "int8_beams": [5]})
     figures["translate"] = dict(result, max_rss_mib=rss)
     cli = [str(Path(sys.executable).parent / "attncli"), "translate", "--model", str(args.model),
            "--threads", str(args.threads)]
@@ -384,6 +389,8 @@ def table(attncli: dict | None, joey: dict | None) -> str:
         ("translation, greedy, sentences/s ↑", get(attncli, "translate", "beam1", "sents_per_s"), None, "{:,.1f}"),
         ("translation, beam 5, sentences/s ↑", get(attncli, "translate", "beam5", "sents_per_s"),
          get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
+        ("translation, beam 5, `--int8`, sentences/s ↑", get(attncli, "translate", "int8_beam5", "sents_per_s"),
+         get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
         ("translate command, beam 5, sentences/s (start-up included) ↑",
          get(attncli, "translate_command", "sents_per_s"), get(joey, "joey_translate_sents_per_s_wall"), "{:,.1f}"),
         ("translate command, peak RSS MiB ↓", get(attncli, "translate_command", "max_rss_mib"),
@@ -393,6 +400,7 @@ def table(attncli: dict | None, joey: dict | None) -> str:
         ("mean output words, beam 5 (context)", get(attncli, "translate", "beam5", "mean_output_words"),
          get(joey, "mean_output_words"), "{:,.2f}"),
         ("BLEU, beam 5 (context)", get(attncli, "translate", "beam5", "bleu"), get(joey, "joey_bleu"), "{:,.1f}"),
+        ("BLEU, beam 5 `--int8` (context)", get(attncli, "translate", "int8_beam5", "bleu"), None, "{:,.1f}"),
     ]
     lines = ["| figure | attncli | JoeyNMT | ratio |", "|---|---:|---:|---:|"]
     for name, ours, theirs, fmt in rows:
