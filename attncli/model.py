@@ -218,8 +218,8 @@ def int8_copy(model: Seq2Seq) -> Seq2Seq:
     """A copy for faster search: linear and LSTM layers with int8 weights and activations.
 
     Dynamic quantization (scales per tensor, activations quantized on the fly) runs beam search
-    about 1.6x faster on an AVX-512 CPU for -0.05 dev BLEU on es-en (README, "Speed"); the numbers
-    are close to, not equal to, the float model's, so it is opt-in (`--int8`). torch.ao.quantization
+    1.4-1.7x faster on an AVX-512 CPU, dev BLEU within 0.25 on es-en (README, "Speed"); the
+    numbers are close to, not equal to, the float model's, so it is opt-in (`--int8`). torch.ao.quantization
     is deprecated upstream but present in the pinned torch; its deprecation warnings are silenced.
     """
     import warnings

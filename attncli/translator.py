@@ -80,8 +80,8 @@ class Translator:
     def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, int8: bool = False) -> "Translator":
         """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS).
 
-        `int8` translates with an int8-quantized copy (faster, close but not equal scores);
-        alignments always use the float model.
+        `int8` searches with an int8-quantized copy (faster, close but not equal scores); the
+        attention that `align` shows always comes from the float model.
         """
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")
