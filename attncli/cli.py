@@ -19,7 +19,7 @@ from typing import Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
-from .config import TrainConfig
+from .config import DECODE_BATCH_TOKENS, TrainConfig
 from .errors import AttncliError, CorpusError, OptionError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -167,7 +167,7 @@ def translate(
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
-    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = 2000,
+    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
     threads: Annotated[int, typer.Option(help="CPU threads (0: one for a SENTENCE, all cores for stdin).")] = 0,
     int8: Annotated[bool, typer.Option("--int8", help="Search with int8-quantized layers: 1.4-1.7x faster, close but not identical output.")] = False,
 ) -> None:

@@ -14,6 +14,7 @@ import torch
 
 from .alignment import Alignment, word_alignment
 from .batch import bucketed_batches, make_batch
+from .config import DECODE_BATCH_TOKENS
 from .errors import InputError, ModelFileError, OptionError
 from .model import int8_copy
 from .modelfile import LoadedModel, load_model
@@ -107,12 +108,12 @@ class Translator:
         return ids, word_of_piece
 
     def translate(self, sentences: Sequence[str], beam_size: int | None = None,
-                  length_penalty: float | None = None, batch_tokens: int = 2000) -> list[str]:
+                  length_penalty: float | None = None, batch_tokens: int = DECODE_BATCH_TOKENS) -> list[str]:
         """Translations of `sentences`, in order. An empty or blank sentence translates to ""."""
         return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1))
 
     def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
-                         batch_tokens: int = 2000, chunk: int = 500, source_name: str | None = None) -> Iterator[str]:
+                         batch_tokens: int = DECODE_BATCH_TOKENS, chunk: int = 500, source_name: str | None = None) -> Iterator[str]:
         """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line.
 
         A line that cannot be translated (too long, not UTF-8 text) stops the stream after the
@@ -150,7 +151,7 @@ class Translator:
             raise error
 
     def _search(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
-                batch_tokens: int = 2000) -> list[list[int] | None]:
+                batch_tokens: int = DECODE_BATCH_TOKENS) -> list[list[int] | None]:
         """Output piece ids for each encoded source (None stays None), in length-sorted batches."""
         outputs: list[list[int] | None] = [None] * len(encoded)
         todo = [i for i, ids in enumerate(encoded) if ids is not None]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from attncli.batch import make_batch
-from attncli.search import beam_search, greedy_search, teacher_forced_attention, top_log_probs
+from attncli.search import beam_search, greedy_search, teacher_forced_attention, top_k, top_log_probs
 from attncli.tokenizer import EOS_ID
 
 SENTENCES = ["Tengo hambre.", "¿Dónde está el perro?", "Tom no sabe nadar.", "Me gusta la música.",
@@ -50,19 +50,35 @@ def test_blank_lines_stay_lines(translator):
     assert translator.translate(["Hola.", "", "   ", "Adiós."], beam_size=2)[1:3] == ["", ""]
 
 
-def test_top_log_probs_are_the_top_of_log_softmax():
+@pytest.mark.parametrize("vocab", [50, 3000])      # plain topk, and the chunked one
+def test_top_log_probs_are_the_top_of_log_softmax(vocab):
     torch.manual_seed(0)
-    logits = torch.randn(6, 50) * 4
+    logits = torch.randn(6, vocab) * 4
     at_limit = torch.tensor([False, True, False, False, True, False])
-    values, ids = top_log_probs(logits, at_limit, 4)
-    expected_values, expected_ids = torch.log_softmax(logits, dim=-1).topk(4, dim=-1)
+    log_probs = torch.log_softmax(logits, dim=-1)
+    values, ids = top_log_probs(logits.clone(), at_limit, 4)
+    expected_values, expected_ids = log_probs.topk(4, dim=-1)
     free = ~at_limit
     assert torch.equal(ids[free], expected_ids[free])
     torch.testing.assert_close(values[free], expected_values[free])
     # A row at its length limit offers EOS, with its true log-probability, and nothing else.
     assert (ids[at_limit, 0] == EOS_ID).all()
-    torch.testing.assert_close(values[at_limit, 0], torch.log_softmax(logits, dim=-1)[at_limit, EOS_ID])
+    torch.testing.assert_close(values[at_limit, 0], log_probs[at_limit, EOS_ID])
     assert torch.isinf(values[at_limit, 1:]).all()
+
+
+@pytest.mark.parametrize("width", [8000, 8013, 640])   # whole chunks, a remainder, narrow (plain topk)
+def test_chunked_top_k_equals_topk(width):
+    torch.manual_seed(1)
+    scores = torch.randn(300, width)
+    scores[0, :] = 0.0                                   # a row of ties still gives k distinct ids
+    scores[1, -5:] += 10.0                               # winners in the remainder columns
+    scores[2, :10] += 10.0                               # winners all in the first chunk
+    values, ids = top_k(scores, 10)
+    expected_values, expected_ids = scores.topk(10, dim=-1)
+    assert torch.equal(values, expected_values)
+    assert torch.equal(ids[1:], expected_ids[1:])
+    assert ids[0].unique().numel() == 10
 
 
 def test_int8_search_is_close_to_the_float_model(tiny_model_dir, batch):
