@@ -178,38 +178,6 @@ class Seq2Seq(nn.Module):
         attentional, weights = self.decoder(tgt_in, self.encode(src_ids, src_lengths))
         return self.decoder.logits(attentional), weights
 
-    @staticmethod
-    def parameter_shapes(config: ModelConfig) -> dict[str, tuple[int, ...]]:
-        """The state_dict shapes a model of `config` has, computed without building it.
-
-        Model files are checked against this before anything is allocated (a hostile config
-        cannot make us allocate more than its weights file holds). Building a model on the meta
-        device would do the same but imports torch._dynamo, a second of start-up.
-        """
-        shapes: dict[str, tuple[int, ...]] = {}
-
-        def lstm(prefix: str, input_size: int, hidden: int, layers: int, directions: int) -> None:
-            for layer in range(layers):
-                for suffix in ([""] if directions == 1 else ["", "_reverse"]):
-                    size_in = input_size if layer == 0 else hidden * directions
-                    shapes[f"{prefix}.weight_ih_l{layer}{suffix}"] = (4 * hidden, size_in)
-                    shapes[f"{prefix}.weight_hh_l{layer}{suffix}"] = (4 * hidden, hidden)
-                    shapes[f"{prefix}.bias_ih_l{layer}{suffix}"] = (4 * hidden,)
-                    shapes[f"{prefix}.bias_hh_l{layer}{suffix}"] = (4 * hidden,)
-
-        hidden, embed = config.hidden_size, config.embed_size
-        shapes["encoder.embed.weight"] = (config.src_vocab_size, embed)
-        lstm("encoder.rnn", embed, hidden // 2, config.encoder_layers, 2)
-        for name in ("project", "bridge"):
-            shapes[f"encoder.{name}.weight"] = (hidden, hidden)
-            shapes[f"encoder.{name}.bias"] = (hidden,)
-        shapes["decoder.embed.weight"] = (config.tgt_vocab_size, embed)
-        lstm("decoder.rnn", embed + (hidden if config.input_feeding else 0), hidden, config.decoder_layers, 1)
-        shapes["decoder.attention.combine.weight"] = (hidden, 2 * hidden)
-        shapes["decoder.output.weight"] = (config.tgt_vocab_size, hidden)
-        shapes["decoder.output.bias"] = (config.tgt_vocab_size,)
-        return shapes
-
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 

@@ -16,14 +16,14 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterator
 
 from .config import ModelConfig
 from .errors import ModelFileError
-from .model import Seq2Seq, skipped_initialisation
 from .tokenizer import Tokenizer
+
+if TYPE_CHECKING:            # torch is imported where it is used: reading a model folder needs none
+    from .model import Seq2Seq
 
 FORMAT = "attncli-model"
 FORMAT_VERSION = 1
@@ -35,6 +35,23 @@ TGT_SPM_FILE = "spm.tgt.model"
 TIED_KEY = "decoder.output.weight"   # a view of decoder.embed.weight when embeddings are tied
 
 PICKLE_SIGNS = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ / a torch.save zip archive
+MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
+DEFAULT_MODEL = "es-en"
+
+
+@dataclass
+class ModelFolder:
+    """A model folder read and checked, weights not yet loaded."""
+
+    directory: Path
+    config: ModelConfig
+    src_tokenizer: Tokenizer
+    tgt_tokenizer: Tokenizer
+    info: dict[str, Any] = field(default_factory=dict)   # training summary and search defaults
+
+    @property
+    def weights_path(self) -> Path:
+        return self.directory / WEIGHTS_FILE
 
 
 @dataclass
@@ -121,6 +138,7 @@ def atomic_dir(directory: Path | str) -> Iterator[Path]:
 def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
                info: dict[str, Any] | None = None, fp16: bool = False) -> Path:
     """Write a complete model folder atomically; `fp16` halves its size (loading casts back)."""
+    import torch
     from safetensors.torch import save_file
 
     with atomic_dir(directory) as build:
@@ -200,26 +218,30 @@ def _read_tokenizer(path: Path) -> Tokenizer:
         raise ModelFileError(f"{path}: {exc}") from None
 
 
-def _read_weights(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
-    """Read safetensors weights after checking every name and shape against `config`."""
+def read_weights(folder: ModelFolder, framework: str = "pt") -> dict[str, Any]:
+    """The folder's weights as float32 tensors ("pt") or arrays ("numpy"), after checking every
+    name and shape against its config."""
     from safetensors import safe_open
 
+    path, config = folder.weights_path, folder.config
     if not path.is_file():
         raise ModelFileError(f"{path}: missing weights file.")
     with open(path, "rb") as handle:
         head = handle.read(8)
     if head.startswith(PICKLE_SIGNS):
         raise ModelFileError(f"{path}: is a pickle or torch.save file, which attncli refuses to load (it can run code); expected safetensors.")
-    expected = Seq2Seq.parameter_shapes(config)
+    expected = config.parameter_shapes()
     if config.tied_output:
         expected.pop(TIED_KEY)
     try:
-        with safe_open(str(path), framework="pt") as weights:
+        with safe_open(str(path), framework=framework) as weights:
             found = {name: tuple(weights.get_slice(name).get_shape()) for name in weights.keys()}
             if found != expected:
                 wrong = sorted(set(found.items()) ^ set(expected.items()))
                 raise ModelFileError(
                     f"{path}: weights do not match config.json (first difference: {wrong[0][0]}).")
+            if framework == "numpy":
+                return {name: weights.get_tensor(name).astype("float32") for name in found}
             return {name: weights.get_tensor(name).float() for name in found}
     except ModelFileError:
         raise
@@ -227,8 +249,27 @@ def _read_weights(path: Path, config: ModelConfig) -> dict[str, torch.Tensor]:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors file ({exc}).") from None
 
 
-def load_model(directory: Path | str) -> LoadedModel:
-    """Load a model folder for inference (eval mode), validating everything first."""
+def search_defaults(info: dict[str, Any]) -> tuple[int, float]:
+    """Beam size and length penalty stored at training time (5 and 1.0 when absent)."""
+    defaults = info.get("defaults") if isinstance(info.get("defaults"), dict) else {}
+    return int(defaults.get("beam_size", 5)), float(defaults.get("length_penalty", 1.0))
+
+
+def resolve_model_path(name_or_dir: str | Path) -> Path:
+    """A model folder path, or the name of a folder under the shipped `models/`."""
+    path = Path(name_or_dir)
+    if path.is_dir():
+        return path
+    shipped = MODELS_DIR / str(name_or_dir)
+    if len(path.parts) == 1 and shipped.is_dir():
+        return shipped
+    available = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
+    hint = f" (shipped models: {', '.join(available)})" if available else ""
+    raise ModelFileError(f"unknown model '{name_or_dir}': no such folder{hint}.")
+
+
+def read_model_folder(directory: Path | str) -> ModelFolder:
+    """Read config.json and the SentencePiece model(s) of a folder and check they belong together."""
     directory = Path(directory)
     if not directory.is_dir():
         raise ModelFileError(f"{directory}: no such model folder.")
@@ -250,10 +291,18 @@ def load_model(directory: Path | str) -> LoadedModel:
         raise ModelFileError(
             f"{directory}: the SentencePiece vocabulary ({len(src_tokenizer)}/{len(tgt_tokenizer)} pieces) "
             f"does not match the weights ({config.src_vocab_size}/{config.tgt_vocab_size}).")
-    state = _read_weights(directory / WEIGHTS_FILE, config)
-    with skipped_initialisation():          # every weight is in `state` (checked above)
-        model = Seq2Seq(config)
-    model.load_state_dict(state, strict=not config.tied_output)
-    model.eval()
     info = document.get("info") if isinstance(document.get("info"), dict) else {}
-    return LoadedModel(model, src_tokenizer, tgt_tokenizer, info)
+    return ModelFolder(directory, config, src_tokenizer, tgt_tokenizer, info)
+
+
+def load_model(directory: Path | str) -> LoadedModel:
+    """Load a model folder for inference (eval mode), validating everything first."""
+    from .model import Seq2Seq, skipped_initialisation
+
+    folder = read_model_folder(directory)
+    state = read_weights(folder)
+    with skipped_initialisation():          # every weight is in `state` (checked above)
+        model = Seq2Seq(folder.config)
+    model.load_state_dict(state, strict=not folder.config.tied_output)
+    model.eval()
+    return LoadedModel(model, folder.src_tokenizer, folder.tgt_tokenizer, folder.info)

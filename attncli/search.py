@@ -14,6 +14,7 @@ from torch import Tensor
 
 from .batch import Batch
 from .model import Seq2Seq
+from .scoring import LENGTH_SLACK, MAX_LENGTH_RATIO, normalize
 from .tokenizer import BOS_ID, EOS_ID
 
 
@@ -24,14 +25,9 @@ class Hypothesis:
     normalized_score: float  # score / (pieces + 1) ** length_penalty: what beam search ranks by
 
 
-def normalize(score: float, num_pieces: int, length_penalty: float) -> float:
-    """Length normalisation (Wu et al. 2016 style, simplified): divide by length ** alpha."""
-    return score / float(num_pieces + 1) ** length_penalty
-
-
-def length_limits(src_lengths: Tensor, max_ratio: float = 1.5, slack: int = 10) -> Tensor:
-    """Maximum output pieces per sentence: proportional to the source, never unbounded."""
-    return (src_lengths.float() * max_ratio).long() + slack
+def length_limits(src_lengths: Tensor) -> Tensor:
+    """Maximum output pieces per sentence (scoring.length_limit of each source length)."""
+    return (src_lengths.float() * MAX_LENGTH_RATIO).long() + LENGTH_SLACK
 
 
 def _force_eos_at_limit(scores: Tensor, at_limit: Tensor) -> Tensor:

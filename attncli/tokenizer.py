@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
-from .errors import ModelFileError
+from .errors import InputError, ModelFileError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 WORD_START = "\u2581"  # "▁", SentencePiece's mark for a piece that begins a word
@@ -110,3 +110,21 @@ class Tokenizer:
             word_of_piece.append(len(groups) - 1)
         words = [self.decode(group) or self.processor.id_to_piece(group[0]) for group in groups]
         return words, word_of_piece
+
+
+MAX_INPUT_PIECES = 400   # longer inputs are refused: attention and search cost grow with length
+
+
+def encode_sentence(tokenizer: Tokenizer, sentence: str) -> tuple[list[int], list[int]]:
+    """Piece ids of a source sentence and the word of each piece; refuses empty or too long input."""
+    words = sentence.split()
+    if not words:
+        raise InputError("the sentence is empty.")
+    try:
+        sentence.encode("utf-8")
+    except UnicodeEncodeError:   # lone surrogates, e.g. undecodable bytes in a command-line argument
+        raise InputError("the sentence is not valid UTF-8 text.") from None
+    ids, word_of_piece = tokenizer.encode_words(words)
+    if len(ids) > MAX_INPUT_PIECES:
+        raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
+    return ids, word_of_piece

@@ -17,25 +17,10 @@ from .batch import bucketed_batches, make_batch
 from .config import DECODE_BATCH_TOKENS
 from .errors import InputError, ModelFileError, OptionError
 from .model import int8_copy
-from .modelfile import LoadedModel, load_model
+from .modelfile import (DEFAULT_MODEL, MODELS_DIR, LoadedModel, load_model,  # noqa: F401 (re-exported)
+                        resolve_model_path, search_defaults)
 from .search import search, teacher_forced_attention
-
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
-DEFAULT_MODEL = "es-en"
-MAX_INPUT_PIECES = 400   # longer inputs are refused: attention and search cost grow with length
-
-
-def resolve_model_path(name_or_dir: str | Path) -> Path:
-    """A model folder path, or the name of a folder under the shipped `models/`."""
-    path = Path(name_or_dir)
-    if path.is_dir():
-        return path
-    shipped = MODELS_DIR / str(name_or_dir)
-    if len(path.parts) == 1 and shipped.is_dir():
-        return shipped
-    available = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
-    hint = f" (shipped models: {', '.join(available)})" if available else ""
-    raise ModelFileError(f"unknown model '{name_or_dir}': no such folder{hint}.")
+from .tokenizer import MAX_INPUT_PIECES, encode_sentence
 
 
 @dataclass(frozen=True)
@@ -71,9 +56,7 @@ class Translator:
         self.src_tokenizer = loaded.src_tokenizer
         self.tgt_tokenizer = loaded.tgt_tokenizer
         self.info = loaded.info
-        defaults = self.info.get("defaults", {}) if isinstance(self.info.get("defaults"), dict) else {}
-        self.default_beam = int(defaults.get("beam_size", 5))
-        self.default_length_penalty = float(defaults.get("length_penalty", 1.0))
+        self.default_beam, self.default_length_penalty = search_defaults(self.info)
         self.link_defaults = read_link_defaults(self.info)
         self.search_model = self.model      # what translation runs; an int8 copy with load(int8=True)
 
@@ -94,18 +77,7 @@ class Translator:
         return translator
 
     def _encode_source(self, sentence: str) -> tuple[list[int], list[int]]:
-        """Piece ids of a source sentence and the word of each piece; refuses empty or too long input."""
-        words = sentence.split()
-        if not words:
-            raise InputError("the sentence is empty.")
-        try:
-            sentence.encode("utf-8")
-        except UnicodeEncodeError:   # lone surrogates, e.g. undecodable bytes in a command-line argument
-            raise InputError("the sentence is not valid UTF-8 text.") from None
-        ids, word_of_piece = self.src_tokenizer.encode_words(words)
-        if len(ids) > MAX_INPUT_PIECES:
-            raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
-        return ids, word_of_piece
+        return encode_sentence(self.src_tokenizer, sentence)
 
     def translate(self, sentences: Sequence[str], beam_size: int | None = None,
                   length_penalty: float | None = None, batch_tokens: int = DECODE_BATCH_TOKENS) -> list[str]:

@@ -2,13 +2,16 @@
 
 Prints a markdown table on stdout (figure | attncli | JoeyNMT | ratio); progress goes to stderr.
 
-    .venv/bin/python benchmarks/throughput.py --model models/es-en --joey-minutes 10 --json bench.json
+    .venv/bin/python benchmarks/throughput.py --model models/es-en --minutes 15 --json bench.json
 
 Figures:
 - training: target tokens/s (real tokens incl. EOS, no padding) over `--updates` updates after
   `--warmup` updates, the loop of `attncli.training.train` on the shuffled corpus, without and
   with input feeding; JoeyNMT: `joey_train_tokens_per_s` of the peer harness's run.sh, which
-  trains for `--joey-minutes` (validation disabled so the budget goes to training).
+  trains for `--minutes` (validation disabled so the budget goes to training).
+- equal time: `attncli train` with its default settings (JoeyNMT's architecture) for `--minutes`
+  too; the dev BLEU/chrF (beam 5) of each tool's model, and the beam-5 speed of both models:
+  the same-architecture translation rows.
 - translation: dev sentences/s with beam 1 and beam 5 (and beam 5 with `int8=True`) through
   `Translator.translate` (decoding only, model loaded); JoeyNMT: its "Generation took" time, beam 5. Also the whole translate
   command over the same sentences (start-up and model load included) for both.
@@ -263,6 +266,7 @@ def measure_attncli(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, s
         figures[name] = dict(result, max_rss_mib=rss)
         log(f"attncli: {result['tokens_per_s']:.0f} target tokens/s")
     data.unlink()
+    figures["timed"] = measure_timed_training(args, train_tsv, test_tsv, work)
 
     if args.model is None:
         log("attncli: no --model folder: translation figures skipped")
@@ -281,6 +285,33 @@ def measure_attncli(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, s
     log(f"attncli: single-sentence latency, {args.latency_runs} runs after one warm-up")
     plain = [str(Path(sys.executable).parent / "attncli"), "translate", "--model", str(args.model), "hola"]
     figures["latency"] = measure_latency(plain, args.latency_runs)   # as a user types it: default threads
+    return figures
+
+
+def measure_timed_training(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, work: Path) -> dict:
+    """`attncli train` with its defaults (JoeyNMT's architecture) for `--minutes`, then its dev
+    BLEU/chrF with beam 5 and its translation speed: the equal-time and same-architecture rows.
+
+    It validates on 1% of the training file it holds out itself (the default without --dev), so
+    the dev set stays unseen, as it is for JoeyNMT; its clock includes SentencePiece and encoding.
+    """
+    attncli = str(Path(sys.executable).parent / "attncli")
+    model = work / f"attncli-{args.minutes:g}min"
+    log(f"attncli: `attncli train` for {args.minutes:g} minutes (default settings; its progress follows)")
+    run = run_child([attncli, "train", str(train_tsv), "--out", str(model), "--max-minutes", str(args.minutes),
+                     "--threads", str(args.threads), "--seed", str(args.seed), "--vocab-size", str(args.vocab_size)])
+    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    figures = {"train_wall_s": run.wall_s, "train_max_rss_mib": run.max_rss_mib,
+               "training_seconds": config["info"].get("training_seconds"), "best": config["info"].get("best"),
+               "history": config["info"].get("history")}
+    log("attncli: dev BLEU/chrF of that model, beam 5")
+    scores = run_child([attncli, "evaluate", str(test_tsv), "--model", str(model), "--beam", "5", "--json",
+                        "--threads", str(args.threads)])
+    figures["dev"] = json.loads(scores.stdout)
+    log("attncli: translation speed of that model, beam 5 (float and --int8)")
+    result, rss = run_worker("translate", {"model": str(model), "test": str(test_tsv), "threads": args.threads,
+                                           "beams": [5], "int8_beams": [5]})
+    figures["translate"] = dict(result, max_rss_mib=rss)
     return figures
 
 
@@ -312,14 +343,14 @@ def parse_key_values(text: str) -> dict:
 
 
 def measure_joey(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, work: Path) -> dict:
-    """Run run.sh (train `--joey-minutes`, translate the test TSV with beam 5), then its latency."""
+    """Run run.sh (train `--minutes`, translate the test TSV with beam 5), then its latency."""
     workdir = work / "joey"
     shutil.rmtree(workdir, ignore_errors=True)               # no stale checkpoints from an earlier run
     env = dict(os.environ, JOEY_VENV=str(args.joey_venv), JOEY_THREADS=str(args.threads), SRC_LANG="es",
                TRG_LANG="en", VOCAB_SIZE=str(args.vocab_size), VALID_FREQ="1000000000", SEED=str(args.seed))
     command = ["bash", str(JOEY_DIR / "run.sh"), str(train_tsv), str(test_tsv), str(test_tsv), str(workdir),
-               str(args.joey_minutes)]
-    log(f"JoeyNMT: run.sh, {args.joey_minutes:g} minutes of training (its progress follows)")
+               str(args.minutes)]
+    log(f"JoeyNMT: run.sh, {args.minutes:g} minutes of training (its progress follows)")
     sampler = PeakRssSampler()
     sampler.start()
     run = run_child(command, env=env, on_start=lambda pid: setattr(sampler, "root", pid))
@@ -374,8 +405,9 @@ def cell(value, fmt: str) -> str:
     return "—" if value is None else fmt.format(value)
 
 
-def table(attncli: dict | None, joey: dict | None) -> str:
+def table(attncli: dict | None, joey: dict | None, minutes: float) -> str:
     """The markdown table: figure | attncli | JoeyNMT | ratio (attncli / JoeyNMT)."""
+    minutes = f"{minutes:g}"
     rows = [
         ("training, target tokens/s ↑", get(attncli, "train", "tokens_per_s"),
          get(joey, "joey_train_tokens_per_s"), "{:,.0f}"),
@@ -386,10 +418,24 @@ def table(attncli: dict | None, joey: dict | None) -> str:
          get(joey, "train_max_rss_mib"), "{:,.0f}"),
         ("SentencePiece training, s ↓", get(attncli, "encode", "spm_train_s"), get(joey, "joey_spm_train_s"),
          "{:,.1f}"),
-        ("translation, greedy, sentences/s ↑", get(attncli, "translate", "beam1", "sents_per_s"), None, "{:,.1f}"),
-        ("translation, beam 5, sentences/s ↑", get(attncli, "translate", "beam5", "sents_per_s"),
+        (f"dev BLEU after {minutes} min of training, beam 5 ↑", get(attncli, "timed", "dev", "bleu"),
+         get(joey, "joey_bleu"), "{:,.1f}"),
+        (f"dev chrF after {minutes} min of training, beam 5 ↑", get(attncli, "timed", "dev", "chrf"),
+         get(joey, "joey_chrf"), "{:,.1f}"),
+        (f"translation, beam 5, sentences/s, same architecture ({minutes}-min models) ↑",
+         get(attncli, "timed", "translate", "beam5", "sents_per_s"), get(joey, "joey_translate_sents_per_s"),
+         "{:,.1f}"),
+        (f"translation, beam 5, `--int8`, sentences/s, same architecture ({minutes}-min models) ↑",
+         get(attncli, "timed", "translate", "int8_beam5", "sents_per_s"), get(joey, "joey_translate_sents_per_s"),
+         "{:,.1f}"),
+        (f"mean output words, beam 5, {minutes}-min models (context)",
+         get(attncli, "timed", "translate", "beam5", "mean_output_words"), get(joey, "mean_output_words"), "{:,.2f}"),
+        ("translation, greedy, sentences/s, shipped model ↑", get(attncli, "translate", "beam1", "sents_per_s"),
+         None, "{:,.1f}"),
+        ("translation, beam 5, sentences/s, shipped model ↑", get(attncli, "translate", "beam5", "sents_per_s"),
          get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
-        ("translation, beam 5, `--int8`, sentences/s ↑", get(attncli, "translate", "int8_beam5", "sents_per_s"),
+        ("translation, beam 5, `--int8`, sentences/s, shipped model ↑",
+         get(attncli, "translate", "int8_beam5", "sents_per_s"),
          get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
         ("translate command, beam 5, sentences/s (start-up included) ↑",
          get(attncli, "translate_command", "sents_per_s"), get(joey, "joey_translate_sents_per_s_wall"), "{:,.1f}"),
@@ -397,10 +443,11 @@ def table(attncli: dict | None, joey: dict | None) -> str:
          get(joey, "translate_max_rss_mib"), "{:,.0f}"),
         ("one sentence (\"hola\"), translate command, s (median) ↓", get(attncli, "latency", "median_s"),
          get(joey, "latency", "median_s"), "{:,.2f}"),
-        ("mean output words, beam 5 (context)", get(attncli, "translate", "beam5", "mean_output_words"),
-         get(joey, "mean_output_words"), "{:,.2f}"),
-        ("BLEU, beam 5 (context)", get(attncli, "translate", "beam5", "bleu"), get(joey, "joey_bleu"), "{:,.1f}"),
-        ("BLEU, beam 5 `--int8` (context)", get(attncli, "translate", "int8_beam5", "bleu"), None, "{:,.1f}"),
+        ("mean output words, beam 5, shipped model (context)", get(attncli, "translate", "beam5", "mean_output_words"),
+         None, "{:,.2f}"),
+        ("dev BLEU, beam 5, shipped model (context)", get(attncli, "translate", "beam5", "bleu"), None, "{:,.1f}"),
+        ("dev BLEU, beam 5, `--int8`, shipped model (context)", get(attncli, "translate", "int8_beam5", "bleu"),
+         None, "{:,.1f}"),
     ]
     lines = ["| figure | attncli | JoeyNMT | ratio |", "|---|---:|---:|---:|"]
     for name, ours, theirs, fmt in rows:
@@ -447,7 +494,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="CPU threads for both tools")
     parser.add_argument("--latency-runs", type=int, default=5, help="runs of the one-sentence command")
     parser.add_argument("--seed", type=int, default=1)
-    parser.add_argument("--joey-minutes", type=float, default=10.0, help="JoeyNMT training budget (minutes)")
+    parser.add_argument("--minutes", "--joey-minutes", type=float, default=15.0,
+                        help="wall-clock training budget of each tool for the equal-time rows (minutes)")
     parser.add_argument("--joey-venv", type=Path, default=Path(os.environ.get("JOEY_VENV", DEFAULT_JOEY_VENV)))
     parser.add_argument("--no-joey", action="store_true", help="measure attncli only")
     parser.add_argument("--joey-from", type=Path, help="reuse JoeyNMT figures: a previous --json, or run.sh's stdout")
@@ -502,7 +550,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         log(f"raw figures written to {args.json}")
-    print(table(attncli, joey))
+    print(table(attncli, joey, args.minutes))
     print("\n" + footnote(args, attncli, joey))
 
 
@@ -513,11 +561,13 @@ def footnote(args: argparse.Namespace, attncli: dict, joey: dict | None) -> str:
     if args.attncli_from:
         parts.append(f"attncli figures from {args.attncli_from}.")
     else:
-        parts.append(f"attncli: {get(attncli, 'train', 'updates')} updates after {args.warmup} warm-up.")
+        parts.append(f"attncli: {get(attncli, 'train', 'updates')} updates after {args.warmup} warm-up; "
+                     f"equal-time rows: `attncli train` defaults for {args.minutes:g} minutes, validating on "
+                     f"1% of the training file it holds out.")
     if args.joey_from:
         parts.append(f"JoeyNMT figures from {args.joey_from}.")
     elif joey is not None:
-        parts.append(f"JoeyNMT: {args.joey_minutes:g} minutes of training, "
+        parts.append(f"JoeyNMT: {args.minutes:g} minutes of training, "
                      f"{get(joey, 'joey_train_steps') or 0:.0f} updates, checkpoint translated with beam 5.")
     return " ".join(parts)
 

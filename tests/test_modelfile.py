@@ -35,7 +35,7 @@ def test_parameter_shapes_match_a_built_model(layers, input_feeding, tied):
     config = ModelConfig(src_vocab_size=50, tgt_vocab_size=60, embed_size=16 if not tied else 12, hidden_size=12,
                          encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied)
     built = {name: tuple(t.shape) for name, t in Seq2Seq(config).state_dict().items()}
-    assert Seq2Seq.parameter_shapes(config) == built
+    assert config.parameter_shapes() == built
 
 
 def test_model_folder_holds_no_pickle(tiny_model_dir):

@@ -1,0 +1,175 @@
+"""The same model and search in NumPy, for translating one sentence without importing torch.
+
+`attncli translate "…"` spends most of its time starting up: importing torch takes 1.1-1.5 s on
+a 2-core machine, decoding one sentence a few milliseconds. This module runs a trained model from
+its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decoder step with Luong
+dot attention and the beam search of `attncli.search`, step for step, so it gives the same
+translations (tests/test_numpy_runtime.py compares both on models of every shape). It serves one
+sentence at a time; batches, training and `--int8` stay with torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
+from .scoring import length_limit, normalize
+from .tokenizer import BOS_ID, EOS_ID, encode_sentence
+
+
+def sigmoid(x: np.ndarray) -> np.ndarray:
+    return 0.5 * (np.tanh(0.5 * x) + 1.0)      # no overflow warning for large negative x
+
+
+def lstm_step(x: np.ndarray, h: np.ndarray, c: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
+              bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """One LSTM step as torch.nn.LSTM computes it (gates i, f, g, o). x (rows, in), h and c (rows, hidden)."""
+    gates = x @ w_ih.T + h @ w_hh.T + bias                  # (rows, 4*hidden)
+    i, f, g, o = np.split(gates, 4, axis=-1)
+    c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
+    return sigmoid(o) * np.tanh(c), c
+
+
+@dataclass
+class Encoded:
+    memory: np.ndarray                 # (src_len, hidden) encoder states projected to the decoder size
+    init_h: np.ndarray                 # (layers, hidden)
+
+
+class NumpySeq2Seq:
+    """Inference-only twin of model.Seq2Seq over a state dict of float32 arrays."""
+
+    def __init__(self, config, weights: dict[str, np.ndarray]) -> None:
+        self.config = config
+        self.w = weights
+        if config.tied_output:
+            self.w["decoder.output.weight"] = weights["decoder.embed.weight"]
+
+    def _lstm_params(self, prefix: str, layer: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        w = self.w
+        name = f"l{layer}{suffix}"
+        return (w[f"{prefix}.weight_ih_{name}"], w[f"{prefix}.weight_hh_{name}"],
+                w[f"{prefix}.bias_ih_{name}"] + w[f"{prefix}.bias_hh_{name}"])
+
+    def encode(self, src_ids: list[int]) -> Encoded:
+        """Bidirectional LSTM over one source (EOS included); memory and the decoder's initial h."""
+        cfg, w = self.config, self.w
+        inputs = w["encoder.embed.weight"][src_ids]                              # (src_len, embed)
+        size = cfg.hidden_size // 2
+        for layer in range(cfg.encoder_layers):
+            outputs = []
+            finals = []
+            for suffix, order in (("", range(len(src_ids))), ("_reverse", reversed(range(len(src_ids))))):
+                w_ih, w_hh, bias = self._lstm_params("encoder.rnn", layer, suffix)
+                h, c = np.zeros((1, size), np.float32), np.zeros((1, size), np.float32)
+                states = [np.empty(0)] * len(src_ids)
+                for t in order:
+                    h, c = lstm_step(inputs[t][None], h, c, w_ih, w_hh, bias)
+                    states[t] = h[0]
+                outputs.append(np.stack(states))                               # (src_len, size)
+                finals.append(h[0])
+            inputs = np.concatenate(outputs, axis=-1)                          # (src_len, hidden)
+        memory = inputs @ w["encoder.project.weight"].T + w["encoder.project.bias"]
+        final = np.concatenate(finals)                                         # (hidden,) both directions
+        h0 = np.tanh(final @ w["encoder.bridge.weight"].T + w["encoder.bridge.bias"])
+        return Encoded(memory, np.repeat(h0[None], cfg.decoder_layers, axis=0))
+
+    def step_logits(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
+                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """One decoder step for `rows` hypotheses of one sentence.
+
+        prev_ids (rows,); h, c (layers, rows, hidden); attentional (rows, hidden), the previous h̃
+        (used with input feeding); memory (src_len, hidden). Returns logits (rows, vocab) and the
+        new h, c, attentional.
+        """
+        cfg, w = self.config, self.w
+        x = w["decoder.embed.weight"][prev_ids]                                 # (rows, embed)
+        if cfg.input_feeding:
+            x = np.concatenate([x, attentional], axis=-1)
+        new_h, new_c = np.empty_like(h), np.empty_like(c)
+        for layer in range(cfg.decoder_layers):
+            new_h[layer], new_c[layer] = lstm_step(x, h[layer], c[layer], *self._lstm_params("decoder.rnn", layer))
+            x = new_h[layer]
+        query = x                                                               # (rows, hidden)
+        scores = query @ memory.T                                               # (1) (rows, src_len)
+        weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
+        weights /= weights.sum(axis=-1, keepdims=True)                          # (2)
+        context = weights @ memory                                              # (3) (rows, hidden)
+        combined = np.concatenate([context, query], axis=-1)                    # (4)
+        attentional = np.tanh(combined @ w["decoder.attention.combine.weight"].T)  # (5)
+        logits = attentional @ w["decoder.output.weight"].T + w["decoder.output.bias"]
+        return logits, new_h, new_c, attentional
+
+
+def log_softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    return shifted - np.log(np.exp(shifted).sum(axis=-1, keepdims=True))
+
+
+def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, length_penalty: float) -> list[int]:
+    """Output pieces of one sentence: `search.beam_search` (and greedy search for beam 1) for one row.
+
+    Each step takes the 2*beam best extensions; those ending in EOS among the first `beam` are
+    finished hypotheses, the best `beam` others stay alive; done with `beam` finished ones or at
+    the length limit, where only EOS may follow.
+    """
+    k = beam_size
+    encoded = model.encode(src_ids)
+    limit = length_limit(len(src_ids))
+    hidden = model.config.hidden_size
+    h = np.repeat(encoded.init_h[:, None], k, axis=1)                           # (layers, k, hidden)
+    c = np.zeros_like(h)
+    attentional = np.zeros((k, hidden), np.float32)
+    scores = np.full(k, -np.inf, np.float32)
+    scores[0] = 0.0                                                             # only the first beam starts alive
+    prev = np.full(k, BOS_ID)
+    history: list[list[int]] = [[] for _ in range(k)]
+    finished: list[tuple[float, float, list[int]]] = []                         # (normalised, score, pieces)
+    for step in range(limit + 1):
+        logits, h, c, attentional = model.step_logits(prev, h, c, attentional, encoded.memory)
+        log_probs = log_softmax(logits)                                         # (k, vocab)
+        if step == limit:                                                       # only EOS may follow
+            eos = log_probs[:, EOS_ID].copy()
+            log_probs[:] = -np.inf
+            log_probs[:, EOS_ID] = eos
+        width = min(2 * k, log_probs.shape[-1])
+        candidates = (scores[:, None] + log_probs).reshape(-1)                  # (k*vocab,)
+        top = np.argpartition(-candidates, width - 1)[:width]                   # the best `width`, unordered
+        top = top[np.lexsort((top, -candidates[top]))]                          # best first; ties: lower index
+        top_scores, origin, token = candidates[top], top // log_probs.shape[-1], top % log_probs.shape[-1]
+        for position in range(min(k, width)):
+            if token[position] == EOS_ID and np.isfinite(top_scores[position]):
+                pieces = history[origin[position]]
+                score = float(top_scores[position])
+                finished.append((normalize(score, len(pieces), length_penalty), score, pieces))
+        if len(finished) >= k or step == limit:
+            break
+        alive = [position for position in range(width) if token[position] != EOS_ID][:k]
+        rows = origin[alive]
+        scores, prev = top_scores[alive], token[alive]
+        history = [history[row] + [int(piece)] for row, piece in zip(rows, prev)]
+        h, c, attentional = h[:, rows], c[:, rows], attentional[rows]
+    return max(finished, key=lambda hyp: hyp[0])[2]
+
+
+class NumpyTranslator:
+    """Translate single sentences with a model folder, torch-free (see the module docstring)."""
+
+    def __init__(self, directory: Path) -> None:
+        folder = read_model_folder(directory)
+        self.src_tokenizer, self.tgt_tokenizer = folder.src_tokenizer, folder.tgt_tokenizer
+        self.model = NumpySeq2Seq(folder.config, read_weights(folder, framework="numpy"))
+        self.default_beam, self.default_length_penalty = search_defaults(folder.info)
+
+    @classmethod
+    def load(cls, name_or_dir: str | Path) -> "NumpyTranslator":
+        return cls(resolve_model_path(name_or_dir))
+
+    def translate(self, sentence: str, beam_size: int | None = None, length_penalty: float | None = None) -> str:
+        beam = self.default_beam if beam_size is None else beam_size
+        alpha = self.default_length_penalty if length_penalty is None else length_penalty
+        ids, _ = encode_sentence(self.src_tokenizer, sentence)
+        return self.tgt_tokenizer.decode(beam_search_one(self.model, ids + [EOS_ID], beam, alpha))

@@ -1,0 +1,57 @@
+"""The NumPy runtime (one sentence, no torch) gives the torch search's translations."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from attncli.config import ModelConfig
+from attncli.model import Seq2Seq
+from attncli.modelfile import load_model, save_model
+from attncli.numpy_runtime import NumpyTranslator
+from attncli.translator import Translator
+
+SENTENCES = ["Tengo hambre.", "¿Dónde está el perro?", "Tom no sabe nadar.", "No.",
+             "Ella vive en Madrid con su madre y su hermano pequeño.", "Hola", "gato gato gato gato gato"]
+
+
+def same_translations(model_dir, beams=(1, 2, 5)) -> None:
+    numpy_translator = NumpyTranslator.load(model_dir)
+    torch_translator = Translator.load(model_dir, threads=1)
+    for beam in beams:
+        expected = torch_translator.translate(SENTENCES, beam_size=beam)
+        assert [numpy_translator.translate(s, beam) for s in SENTENCES] == expected, f"beam {beam}"
+
+
+def test_trained_model(tiny_model_dir):
+    same_translations(tiny_model_dir)
+
+
+@pytest.mark.parametrize("layers, input_feeding, tied, fp16", [
+    (1, False, False, False), (2, False, False, True), (1, True, False, False), (2, True, True, False)])
+def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied, fp16):
+    """Untrained models of each shape: random outputs that often run into the length limit."""
+    loaded = load_model(tiny_model_dir)
+    vocab = len(loaded.src_tokenizer)
+    config = ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, embed_size=24 if not tied else 32,
+                         hidden_size=32, encoder_layers=layers, decoder_layers=layers,
+                         input_feeding=input_feeding, tied_output=tied)
+    torch.manual_seed(layers * 10 + input_feeding)
+    model = Seq2Seq(config).eval()
+    with torch.no_grad():                     # spread the scores: no near-ties between the two runtimes
+        model.decoder.output.weight.mul_(4.0)
+    save_model(tmp_path / "m", model, loaded.src_tokenizer, loaded.tgt_tokenizer, fp16=fp16)
+    same_translations(tmp_path / "m", beams=(1, 3))
+
+
+def test_translate_sentence_does_not_import_torch(tiny_model_dir):
+    script = ("import sys\nfrom attncli.cli import main\n"
+              f"code = main(['translate', '--model', {str(tiny_model_dir)!r}, 'Tengo hambre.'])\n"
+              "assert code in (0, None), code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    expected = Translator.load(tiny_model_dir, threads=1).translate(["Tengo hambre."])[0]
+    assert result.stdout == expected + "\n"
