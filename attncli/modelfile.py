@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import json
+import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -252,7 +253,13 @@ def read_weights(folder: ModelFolder, framework: str = "pt") -> dict[str, Any]:
 def search_defaults(info: dict[str, Any]) -> tuple[int, float]:
     """Beam size and length penalty stored at training time (5 and 1.0 when absent)."""
     defaults = info.get("defaults") if isinstance(info.get("defaults"), dict) else {}
-    return int(defaults.get("beam_size", 5)), float(defaults.get("length_penalty", 1.0))
+    try:
+        beam, alpha = int(defaults.get("beam_size", 5)), float(defaults.get("length_penalty", 1.0))
+    except (TypeError, ValueError):
+        beam, alpha = 0, math.nan
+    if beam < 1 or not math.isfinite(alpha):
+        raise ModelFileError(f"{CONFIG_FILE}: info.defaults needs beam_size (at least 1) and length_penalty (a number).")
+    return beam, alpha
 
 
 def resolve_model_path(name_or_dir: str | Path) -> Path:

@@ -53,7 +53,7 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     if num_chunks < 4 * k:                                      # narrow rows: nothing to gain
         return scores.topk(k, dim=-1)
     whole = num_chunks * chunk
-    chunked = scores[:, :whole].view(rows, num_chunks, chunk)     # (rows, chunks, chunk), a view
+    chunked = scores[:, :whole].reshape(rows, num_chunks, chunk)  # (rows, chunks, chunk), a view
     _, best_chunks = chunked.amax(dim=-1).topk(k, dim=-1)         # (rows, k)
     candidates = chunked.gather(1, best_chunks[:, :, None].expand(-1, -1, chunk)).view(rows, k * chunk)
     candidate_ids = (best_chunks[:, :, None] * chunk + torch.arange(chunk)).view(rows, k * chunk)

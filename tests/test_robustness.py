@@ -354,6 +354,8 @@ def break_model(folder: Path, how: str) -> None:
             document["format_version"] = 99
         elif how == "not-object":
             document["model"] = [1, 2]
+        elif how == "bad-defaults":
+            document["info"]["defaults"] = {"beam_size": "five", "length_penalty": 1.0}
         config.write_text(json.dumps(document))
 
 
@@ -371,6 +373,7 @@ BROKEN_MODELS = [
     ("unknown-key", ["config.json", "colour"]),
     ("version", ["config.json", "format_version"]),
     ("not-object", ["config.json", "'model'"]),
+    ("bad-defaults", ["config.json", "beam_size"]),
 ]
 
 
