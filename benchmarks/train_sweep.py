@@ -37,6 +37,7 @@ VARIANTS = {
     "tied output embeddings (embed 384)": ["--tied-output", "--embed-size", "384"],
     "batches of 8192 tokens": ["--batch-tokens", "8192"],
 }
+NOT_BY_DEFAULT = {"separate vocabularies (8k each)", "batches of 8192 tokens"}   # run with --only or --all
 
 
 def log(message: str) -> None:
@@ -68,10 +69,15 @@ def main() -> None:
     parser.add_argument("--parallel", type=int, default=2, help="variants trained at once")
     parser.add_argument("--threads", type=int, default=1, help="CPU threads per variant")
     parser.add_argument("--only", nargs="+", help="run only these variants (names as in the table)")
+    parser.add_argument("--all", action="store_true", help=f"also run {' and '.join(sorted(NOT_BY_DEFAULT))}")
     parser.add_argument("--work", type=Path, required=True, help="folder for the models and logs")
     args = parser.parse_args()
     args.work.mkdir(parents=True, exist_ok=True)
-    chosen = {name: extra for name, extra in VARIANTS.items() if not args.only or name in args.only}
+    unknown = set(args.only or []) - set(VARIANTS)
+    if unknown:
+        parser.error(f"unknown variant(s): {', '.join(sorted(unknown))}; known: {', '.join(VARIANTS)}")
+    chosen = {name: extra for name, extra in VARIANTS.items()
+              if (name in args.only if args.only else args.all or name not in NOT_BY_DEFAULT)}
     with ThreadPoolExecutor(args.parallel) as pool:
         results = list(pool.map(lambda item: run_variant(*item, args), chosen.items()))
     print(f"| variant ({args.minutes:g} min, {args.threads} thread(s), {args.parallel} at a time) "
