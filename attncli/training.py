@@ -34,9 +34,8 @@ from .corpus import SentencePair, check_readable_file, read_pairs
 from .errors import CorpusError, ModelFileError, OptionError
 from .loss import smoothed_cross_entropy
 from .model import Seq2Seq
-from .modelfile import WEIGHTS_FILE, LoadedModel, load_model, save_model
+from .modelfile import WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model
 from .tokenizer import PAD_ID, Tokenizer
-from .translator import resolve_model_path
 
 
 @dataclass

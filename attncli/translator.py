@@ -17,8 +17,7 @@ from .batch import bucketed_batches, make_batch
 from .config import DECODE_BATCH_TOKENS
 from .errors import InputError, ModelFileError, OptionError
 from .model import int8_copy
-from .modelfile import (DEFAULT_MODEL, MODELS_DIR, LoadedModel, load_model,  # noqa: F401 (re-exported)
-                        resolve_model_path, search_defaults)
+from .modelfile import DEFAULT_MODEL, LoadedModel, load_model, resolve_model_path, search_defaults
 from .search import search, teacher_forced_attention
 from .tokenizer import MAX_INPUT_PIECES, encode_sentence
 

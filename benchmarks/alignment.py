@@ -359,7 +359,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from attncli.errors import ModelFileError
     from attncli.modelfile import store_link_defaults
-    from attncli.translator import resolve_model_path
+    from attncli.modelfile import resolve_model_path
 
     def resolve(model: str, required: bool) -> str | None:
         try:
