@@ -180,20 +180,18 @@ def translate(
     with reported_errors():
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")
+        if sentence is not None and not sentence.strip():
+            raise OptionError("the sentence is empty.")
         if sentence is not None and not int8:
             # One sentence: the NumPy runtime gives the same output without torch's second of import.
             from .numpy_runtime import NumpyTranslator
 
-            if not sentence.strip():
-                raise OptionError("the sentence is empty.")
             typer.echo(NumpyTranslator.load(model).translate(sentence, beam, length_penalty))
             return
         from .translator import Translator
 
         translator = Translator.load(model, threads, int8)
         if sentence is not None:
-            if not sentence.strip():
-                raise OptionError("the sentence is empty.")
             typer.echo(translator.translate([sentence], beam, length_penalty)[0])
             return
         lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())

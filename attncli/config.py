@@ -74,9 +74,8 @@ class ModelConfig:
             raise ModelFileError(f"config.json: {exc}") from None
         return config
 
-
     def parameter_shapes(self) -> dict[str, tuple[int, ...]]:
-        """The state_dict shapes a model of `config` has, computed without building it.
+        """The state_dict shapes a model of this config has, computed without building it.
 
         Model files are checked against this before anything is allocated (a hostile config
         cannot make us allocate more than its weights file holds), without importing torch: the
@@ -93,18 +92,17 @@ class ModelConfig:
                     shapes[f"{prefix}.bias_ih_l{layer}{suffix}"] = (4 * hidden,)
                     shapes[f"{prefix}.bias_hh_l{layer}{suffix}"] = (4 * hidden,)
 
-        config = self
-        hidden, embed = config.hidden_size, config.embed_size
-        shapes["encoder.embed.weight"] = (config.src_vocab_size, embed)
-        lstm("encoder.rnn", embed, hidden // 2, config.encoder_layers, 2)
+        hidden, embed = self.hidden_size, self.embed_size
+        shapes["encoder.embed.weight"] = (self.src_vocab_size, embed)
+        lstm("encoder.rnn", embed, hidden // 2, self.encoder_layers, 2)
         for name in ("project", "bridge"):
             shapes[f"encoder.{name}.weight"] = (hidden, hidden)
             shapes[f"encoder.{name}.bias"] = (hidden,)
-        shapes["decoder.embed.weight"] = (config.tgt_vocab_size, embed)
-        lstm("decoder.rnn", embed + (hidden if config.input_feeding else 0), hidden, config.decoder_layers, 1)
+        shapes["decoder.embed.weight"] = (self.tgt_vocab_size, embed)
+        lstm("decoder.rnn", embed + (hidden if self.input_feeding else 0), hidden, self.decoder_layers, 1)
         shapes["decoder.attention.combine.weight"] = (hidden, 2 * hidden)
-        shapes["decoder.output.weight"] = (config.tgt_vocab_size, hidden)
-        shapes["decoder.output.bias"] = (config.tgt_vocab_size,)
+        shapes["decoder.output.weight"] = (self.tgt_vocab_size, hidden)
+        shapes["decoder.output.bias"] = (self.tgt_vocab_size,)
         return shapes
 
 

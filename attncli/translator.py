@@ -75,9 +75,6 @@ class Translator:
             translator.search_model = int8_copy(translator.model)
         return translator
 
-    def _encode_source(self, sentence: str) -> tuple[list[int], list[int]]:
-        return encode_sentence(self.src_tokenizer, sentence)
-
     def translate(self, sentences: Sequence[str], beam_size: int | None = None,
                   length_penalty: float | None = None, batch_tokens: int = DECODE_BATCH_TOKENS) -> list[str]:
         """Translations of `sentences`, in order. An empty or blank sentence translates to ""."""
@@ -111,7 +108,7 @@ class Translator:
         error: InputError | None = None
         for offset, line in enumerate(lines):
             try:
-                encoded.append(self._encode_source(line)[0] if line.strip() else None)
+                encoded.append(encode_sentence(self.src_tokenizer, line)[0] if line.strip() else None)
             except InputError as exc:
                 where = f"{source_name}:{lines_before + offset + 1}: " if source_name else ""
                 error = InputError(f"{where}{exc}")
@@ -150,7 +147,7 @@ class Translator:
         Words are the whitespace tokens of the source and of the given target; for the model's
         own translation, the words are its output pieces grouped at word starts ("▁").
         """
-        src_encoded = [self._encode_source(source) for source in sources]
+        src_encoded = [encode_sentence(self.src_tokenizer, source) for source in sources]
         tgt_encoded: list[tuple[list[int], list[int], list[str]]] = []
         if targets is None:
             beam = self.default_beam if beam_size is None else beam_size
