@@ -33,6 +33,16 @@ DEFAULTS = TrainConfig()   # `attncli train` option defaults are the TrainConfig
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or the name of a shipped model (es-en, fr-en).")]
 
 
+class Precision(str, Enum):
+    int8 = "int8"
+    float32 = "float32"
+
+
+PrecisionOption = Annotated[Precision, typer.Option(
+    help="Arithmetic of the decoder's recurrent and output products in search: int8 (fixed scale, "
+         "~1.5x faster, dev BLEU within 0.05 of float32) or float32.")]
+
+
 class OutputFormat(str, Enum):
     table = "table"
     pharaoh = "pharaoh"
@@ -169,7 +179,7 @@ def translate(
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
     threads: Annotated[int, typer.Option(help="CPU threads for stdin (0: all cores).")] = 0,
-    int8: Annotated[bool, typer.Option("--int8", help="Search with int8-quantized layers: 1.4-1.7x faster, close but not identical output.")] = False,
+    precision: PrecisionOption = Precision.int8,
 ) -> None:
     """Translate SENTENCE, or each line of stdin: one output line per input line, in order.
 
@@ -182,18 +192,15 @@ def translate(
             raise OptionError(f"--threads must not be negative, got {threads}.")
         if sentence is not None and not sentence.strip():
             raise OptionError("the sentence is empty.")
-        if sentence is not None and not int8:
+        if sentence is not None:
             # One sentence: the NumPy runtime gives the same output without torch's second of import.
             from .numpy_runtime import NumpyTranslator
 
-            typer.echo(NumpyTranslator.load(model).translate(sentence, beam, length_penalty))
+            typer.echo(NumpyTranslator.load(model, precision.value).translate(sentence, beam, length_penalty))
             return
         from .translator import Translator
 
-        translator = Translator.load(model, threads, int8)
-        if sentence is not None:
-            typer.echo(translator.translate([sentence], beam, length_penalty)[0])
-            return
+        translator = Translator.load(model, threads, precision.value)
         lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
         for output in translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin"):
             sys.stdout.write(output + "\n")
@@ -221,7 +228,7 @@ def evaluate(
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
-    int8: Annotated[bool, typer.Option("--int8", help="Search with int8-quantized layers (see translate --int8).")] = False,
+    precision: PrecisionOption = Precision.int8,
 ) -> None:
     """Translate the source column of TEST and score it against the references (BLEU, chrF, TER)."""
     _check_beam(beam)
@@ -233,13 +240,13 @@ def evaluate(
         from .translator import Translator
 
         pairs = read_pairs(test)
-        translator = Translator.load(model, threads, int8)
+        translator = Translator.load(model, threads, precision.value)
         start = time.monotonic()
         hypotheses = translator.translate([pair.source for pair in pairs], beam, length_penalty)
         seconds = time.monotonic() - start
         scores = score_translations(hypotheses, [pair.target for pair in pairs])
         scores.update(sentences=len(pairs), seconds=round(seconds, 2),
-                      beam=beam or translator.default_beam, model=str(model), int8=int8)
+                      beam=beam or translator.default_beam, model=str(model), precision=precision.value)
         if as_json:
             typer.echo(json.dumps(scores, ensure_ascii=False))
         else:

@@ -1,7 +1,7 @@
 """The encoder-decoder: bidirectional LSTM encoder, LSTM decoder, Luong dot attention.
 
 Batch-first everywhere. `Seq2Seq.forward` is teacher-forced training/scoring over whole
-sequences; `encode` + `decode_step` serve search one step at a time. Without input feeding the
+sequences; `encode` + `Decoder.step` are one search step (search_decoder.py runs the same step, arranged for speed). Without input feeding the
 teacher-forced decoder runs the LSTM over the whole target in one call and attention as batched
 matrix products over all steps: no Python loop over time.
 """
@@ -154,8 +154,8 @@ class Decoder(nn.Module):
         return torch.log_softmax(logits, dim=-1), state, weights
 
     def step_logits(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded) -> tuple[Tensor, DecoderState, Tensor]:
-        """`step` with unnormalised scores (batch, vocab): search takes its top pieces from them
-        and subtracts each row's logsumexp only from those, instead of normalising every row."""
+        """`step` with unnormalised scores (batch, vocab). Search runs the same step through
+        search_decoder.SearchDecoder, arranged for speed."""
         attentional, state, weights = self._step(self.dropout(self.embed(prev_ids)), state, encoded)
         return self.logits(attentional).float(), state, weights
 
@@ -181,19 +181,3 @@ class Seq2Seq(nn.Module):
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
 
-
-def int8_copy(model: Seq2Seq) -> Seq2Seq:
-    """A copy for faster search: linear and LSTM layers with int8 weights and activations.
-
-    Dynamic quantization (scales per tensor, activations quantized on the fly) runs beam search
-    1.4-1.7x faster on an AVX-512 CPU, dev BLEU within 0.25 on es-en (README, "Speed"); the
-    numbers are close to, not equal to, the float model's, so it is opt-in (`--int8`). torch.ao.quantization
-    is deprecated upstream but present in the pinned torch; its deprecation warnings are silenced.
-    """
-    import warnings
-
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        from torch.ao.quantization import quantize_dynamic
-
-        return quantize_dynamic(model, {nn.Linear, nn.LSTM}, dtype=torch.qint8, inplace=False)

@@ -2,10 +2,11 @@
 
 `attncli translate "…"` spends most of its time starting up: importing torch takes 1.1-1.5 s on
 a 2-core machine, decoding one sentence a few milliseconds. This module runs a trained model from
-its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decoder step with Luong
-dot attention and the beam search of `attncli.search`, step for step, so it gives the same
-translations (tests/test_numpy_runtime.py compares both on models of every shape). It serves one
-sentence at a time; batches, training and `--int8` stay with torch.
+its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decoder step of
+`attncli.search_decoder` (int8 or float32 products, Luong dot attention) and the beam search of
+`attncli.search`, step for step, so it gives the same translations (tests/test_numpy_runtime.py
+compares both on models of every shape). It serves one sentence at a time; batches and training
+stay with torch.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .config import DEFAULT_PRECISION, INT8_LEVELS as LEVELS, PRECISIONS
+from .errors import OptionError
 from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
 from .scoring import length_limit, normalize
 from .tokenizer import BOS_ID, EOS_ID, encode_sentence
@@ -27,10 +30,39 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 def lstm_step(x: np.ndarray, h: np.ndarray, c: np.ndarray, w_ih: np.ndarray, w_hh: np.ndarray,
               bias: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """One LSTM step as torch.nn.LSTM computes it (gates i, f, g, o). x (rows, in), h and c (rows, hidden)."""
-    gates = x @ w_ih.T + h @ w_hh.T + bias                  # (rows, 4*hidden)
+    return lstm_cell(x @ w_ih.T + h @ w_hh.T + bias, c)
+
+
+def lstm_cell(gates: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New h and c (rows, hidden) from the summed gate inputs (rows, 4*hidden)."""
     i, f, g, o = np.split(gates, 4, axis=-1)
     c = sigmoid(f) * c + sigmoid(i) * np.tanh(g)
     return sigmoid(o) * np.tanh(c), c
+
+
+class FloatWeights:
+    """x Wᵀ (+ b) in float32 (int8.FloatLinear)."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        self.weight_t, self.bias = np.ascontiguousarray(weight.T), bias
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        out = x @ self.weight_t
+        return out if self.bias is None else out + self.bias
+
+
+class Int8Weights:
+    """int8.Int8Linear's formula for x in [-1, 1]: exact integer sums (as float32), then scaled."""
+
+    def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
+        scale = np.maximum(np.abs(weight).max(axis=1), np.float32(1e-12)) / np.float32(LEVELS)
+        self.integer_weight_t = np.ascontiguousarray(np.clip(np.rint(weight / scale[:, None]), -LEVELS, LEVELS).T)
+        self.scale, self.bias = scale, bias
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        levels = np.rint(x * np.float32(LEVELS))
+        out = (levels @ self.integer_weight_t) * np.float32(1.0 / LEVELS) * self.scale
+        return out if self.bias is None else out + self.bias
 
 
 @dataclass
@@ -42,11 +74,23 @@ class Encoded:
 class NumpySeq2Seq:
     """Inference-only twin of model.Seq2Seq over a state dict of float32 arrays."""
 
-    def __init__(self, config, weights: dict[str, np.ndarray]) -> None:
+    def __init__(self, config, weights: dict[str, np.ndarray], precision: str = DEFAULT_PRECISION) -> None:
+        if precision not in PRECISIONS:
+            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         self.config = config
-        self.w = weights
+        self.w = w = weights
         if config.tied_output:
-            self.w["decoder.output.weight"] = weights["decoder.embed.weight"]
+            w["decoder.output.weight"] = weights["decoder.embed.weight"]
+        # The decoder as search_decoder.SearchDecoder arranges it.
+        linear = Int8Weights if precision == "int8" else FloatWeights
+        embed = config.embed_size
+        w_ih, w_hh, bias = self._lstm_params("decoder.rnn", 0)
+        self.input_weight, self.input_bias = w_ih[:, :embed], bias              # the embedding part of layer 0
+        self.recurrent = [linear(np.concatenate([w_ih[:, embed:], w_hh], axis=1), None)]
+        for layer in range(1, config.decoder_layers):
+            w_ih, w_hh, bias = self._lstm_params("decoder.rnn", layer)
+            self.recurrent.append(linear(np.concatenate([w_ih, w_hh], axis=1), bias))
+        self.output = linear(w["decoder.output.weight"], w["decoder.output.bias"])
 
     def _lstm_params(self, prefix: str, layer: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w = self.w
@@ -86,22 +130,23 @@ class NumpySeq2Seq:
         new h, c, attentional.
         """
         cfg, w = self.config, self.w
-        x = w["decoder.embed.weight"][prev_ids]                                 # (rows, embed)
-        if cfg.input_feeding:
-            x = np.concatenate([x, attentional], axis=-1)
         new_h, new_c = np.empty_like(h), np.empty_like(c)
-        for layer in range(cfg.decoder_layers):
-            new_h[layer], new_c[layer] = lstm_step(x, h[layer], c[layer], *self._lstm_params("decoder.rnn", layer))
-            x = new_h[layer]
-        query = x                                                               # (rows, hidden)
+        for layer, recurrent in enumerate(self.recurrent):
+            if layer == 0:
+                inputs = np.concatenate([attentional, h[0]], axis=-1) if cfg.input_feeding else h[0]
+                embedded = w["decoder.embed.weight"][prev_ids]                  # (rows, embed)
+                gates = recurrent(inputs) + (embedded @ self.input_weight.T + self.input_bias)
+            else:
+                gates = recurrent(np.concatenate([new_h[layer - 1], h[layer]], axis=-1))
+            new_h[layer], new_c[layer] = lstm_cell(gates, c[layer])
+        query = new_h[-1]                                                       # (rows, hidden)
         scores = query @ memory.T                                               # (1) (rows, src_len)
         weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)                          # (2)
         context = weights @ memory                                              # (3) (rows, hidden)
         combined = np.concatenate([context, query], axis=-1)                    # (4)
         attentional = np.tanh(combined @ w["decoder.attention.combine.weight"].T)  # (5)
-        logits = attentional @ w["decoder.output.weight"].T + w["decoder.output.bias"]
-        return logits, new_h, new_c, attentional
+        return self.output(attentional), new_h, new_c, attentional
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -158,15 +203,15 @@ def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, len
 class NumpyTranslator:
     """Translate single sentences with a model folder, torch-free (see the module docstring)."""
 
-    def __init__(self, directory: Path) -> None:
+    def __init__(self, directory: Path, precision: str = DEFAULT_PRECISION) -> None:
         folder = read_model_folder(directory)
         self.src_tokenizer, self.tgt_tokenizer = folder.src_tokenizer, folder.tgt_tokenizer
-        self.model = NumpySeq2Seq(folder.config, read_weights(folder, framework="numpy"))
+        self.model = NumpySeq2Seq(folder.config, read_weights(folder, framework="numpy"), precision)
         self.default_beam, self.default_length_penalty = search_defaults(folder.info)
 
     @classmethod
-    def load(cls, name_or_dir: str | Path) -> "NumpyTranslator":
-        return cls(resolve_model_path(name_or_dir))
+    def load(cls, name_or_dir: str | Path, precision: str = DEFAULT_PRECISION) -> "NumpyTranslator":
+        return cls(resolve_model_path(name_or_dir), precision)
 
     def translate(self, sentence: str, beam_size: int | None = None, length_penalty: float | None = None) -> str:
         beam = self.default_beam if beam_size is None else beam_size

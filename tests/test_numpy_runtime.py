@@ -18,21 +18,23 @@ SENTENCES = ["Tengo hambre.", "¿Dónde está el perro?", "Tom no sabe nadar.", 
              "Ella vive en Madrid con su madre y su hermano pequeño.", "Hola", "gato gato gato gato gato"]
 
 
-def same_translations(model_dir, beams=(1, 2, 5)) -> None:
-    numpy_translator = NumpyTranslator.load(model_dir)
-    torch_translator = Translator.load(model_dir, threads=1)
+def same_translations(model_dir, beams=(1, 2, 5), precision="int8") -> None:
+    numpy_translator = NumpyTranslator.load(model_dir, precision)
+    torch_translator = Translator.load(model_dir, threads=1, precision=precision)
     for beam in beams:
         expected = torch_translator.translate(SENTENCES, beam_size=beam)
         assert [numpy_translator.translate(s, beam) for s in SENTENCES] == expected, f"beam {beam}"
 
 
-def test_trained_model(tiny_model_dir):
-    same_translations(tiny_model_dir)
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_trained_model(tiny_model_dir, precision):
+    same_translations(tiny_model_dir, precision=precision)
 
 
+@pytest.mark.parametrize("precision", ["int8", "float32"])
 @pytest.mark.parametrize("layers, input_feeding, tied, fp16", [
     (1, False, False, False), (2, False, False, True), (1, True, False, False), (2, True, True, False)])
-def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied, fp16):
+def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied, fp16, precision):
     """Untrained models of each shape: random outputs that often run into the length limit."""
     loaded = load_model(tiny_model_dir)
     vocab = len(loaded.src_tokenizer)
@@ -44,7 +46,7 @@ def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied
     with torch.no_grad():                     # spread the scores: no near-ties between the two runtimes
         model.decoder.output.weight.mul_(4.0)
     save_model(tmp_path / "m", model, loaded.src_tokenizer, loaded.tgt_tokenizer, fp16=fp16)
-    same_translations(tmp_path / "m", beams=(1, 3))
+    same_translations(tmp_path / "m", beams=(1, 3), precision=precision)
 
 
 def test_translate_sentence_does_not_import_torch(tiny_model_dir):

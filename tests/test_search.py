@@ -79,26 +79,3 @@ def test_chunked_top_k_equals_topk(width):
     assert torch.equal(values, expected_values)
     assert torch.equal(ids[1:], expected_ids[1:])
     assert ids[0].unique().numel() == 10
-
-
-def test_int8_search_is_close_to_the_float_model(tiny_model_dir, batch):
-    from attncli.model import int8_copy
-    from attncli.translator import Translator
-
-    translator = Translator.load(tiny_model_dir, threads=1, int8=True)
-    assert translator.search_model is not translator.model
-    outputs = translator.translate(SENTENCES + [""], beam_size=3)
-    assert len(outputs) == len(SENTENCES) + 1 and outputs[-1] == ""
-    # Teacher-forced on the float model's own output, the int8 copy gives nearly the same scores.
-    hypotheses = beam_search(translator.model, batch, beam_size=3)
-    forced = make_batch([translator.src_tokenizer.encode(s) for s in SENTENCES], [h.token_ids for h in hypotheses])
-    _, float_log_probs = teacher_forced_attention(translator.model, forced)
-    _, int8_log_probs = teacher_forced_attention(int8_copy(translator.model), forced)
-    real = forced.tgt_out != 0
-    assert (float_log_probs - int8_log_probs)[real].abs().mean() < 0.05
-
-
-def test_int8_translate_command(run_cli, tiny_model_dir):
-    result = run_cli(["translate", "-m", tiny_model_dir, "--int8"], stdin="Hola.\nTengo hambre.\n".encode())
-    assert result.exit_code == 0, result.stderr
-    assert len(result.stdout.splitlines()) == 2 and result.stderr == ""

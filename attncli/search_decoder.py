@@ -1,0 +1,79 @@
+"""The decoder step as search runs it: model.Decoder's arithmetic, arranged for speed.
+
+- Input gates from a table. The first LSTM layer adds W_ih x_t + b_ih + b_hh to its gates, where
+  x_t is the previous piece's embedding: a function of the piece alone. So it is computed once for
+  every vocabulary entry, a (vocab, 4*hidden) table, and each step gathers rows of it instead of
+  multiplying (40% of the LSTM's arithmetic with 256-d embeddings and 384-d states).
+- The LSTM cell is written out (gates i, f, g, o in torch.nn.LSTM's order).
+- The products whose inputs lie in [-1, 1] go through int8.bounded_linear: the recurrent product
+  on h (with the fed-back h̃ under input feeding, and the layer below's h in deeper decoders) and
+  the output layer on h̃. With precision "int8" (the default for translation) they are int8 with
+  a fixed scale; with "float32" they are the model's own float arithmetic. The attention (its five
+  steps, attention.py) always runs in float32.
+numpy_runtime.NumpySeq2Seq.step_logits is the same step in NumPy.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from .config import DEFAULT_PRECISION
+from .int8 import bounded_linear
+from .model import Decoder, DecoderState, Encoded
+
+
+class SearchDecoder:
+    """Decoder.step + Decoder.logits for search; built once per loaded model and precision."""
+
+    def __init__(self, decoder: Decoder, precision: str = DEFAULT_PRECISION) -> None:
+        config = decoder.config
+        self.decoder = decoder
+        self.precision = precision
+        rnn = decoder.rnn
+        with torch.inference_mode():
+            embed = config.embed_size
+            weight_ih_0 = rnn.weight_ih_l0.float()
+            # (vocab, 4*hidden): the embedding part of layer 0's input product, plus both biases.
+            self.input_gates = torch.addmm(rnn.bias_ih_l0.float() + rnn.bias_hh_l0.float(),
+                                           decoder.embed.weight.float(), weight_ih_0[:, :embed].t())
+            # Layer 0: [h̃_prev (input feeding only); h] -> gates; layer l > 0: [h of layer l-1; h] -> gates.
+            self.recurrent = [bounded_linear(torch.cat([weight_ih_0[:, embed:], rnn.weight_hh_l0.float()], dim=1), None, precision)]
+            for layer in range(1, config.decoder_layers):
+                weight = torch.cat([getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")], dim=1)
+                bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
+                self.recurrent.append(bounded_linear(weight.float(), bias.float(), precision))
+            self.output = bounded_linear(decoder.output.weight.float(), decoder.output.bias.float(), precision)
+        self.input_feeding = config.input_feeding
+
+    def initial_state(self, encoded: Encoded) -> DecoderState:
+        return self.decoder.initial_state(encoded)
+
+    def step(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded) -> tuple[Tensor, DecoderState]:
+        """Attentional states h̃ (rows, hidden) after `prev_ids` (rows,), and the new state."""
+        new_h, new_c = [], []
+        for layer, recurrent in enumerate(self.recurrent):
+            h, c = state.h[layer], state.c[layer]                                # (rows, hidden)
+            if layer == 0:
+                inputs = torch.cat([state.attentional, h], dim=1) if self.input_feeding else h
+                gates = recurrent(inputs).add_(self.input_gates[prev_ids])       # (rows, 4*hidden)
+            else:
+                gates = recurrent(torch.cat([new_h[-1], h], dim=1))
+            h, c = lstm_cell(gates, c)
+            new_h.append(h)
+            new_c.append(c)
+        query = new_h[-1]
+        attentional, _ = self.decoder.attention(query[:, None], encoded.memory, encoded.src_mask)
+        attentional = attentional[:, 0]                                          # (rows, hidden)
+        return attentional, DecoderState(torch.stack(new_h), torch.stack(new_c), attentional)
+
+    def logits(self, attentional: Tensor) -> Tensor:
+        """(rows, hidden) -> float32 logits (rows, vocab)."""
+        return self.output(attentional)
+
+
+def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:
+    """torch.nn.LSTM's cell from its summed gate inputs (rows, 4*hidden): new h and c (rows, hidden)."""
+    i, f, g, o = gates.chunk(4, dim=1)
+    c = torch.sigmoid(f).mul_(c).add_(torch.sigmoid(i).mul_(torch.tanh(g)))
+    return torch.sigmoid(o).mul_(torch.tanh(c)), c

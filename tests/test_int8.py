@@ -1,0 +1,95 @@
+"""int8 products and the search decoder: close to float32, independent of the batch, same as NumPy."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from attncli.config import ModelConfig
+from attncli.int8 import FloatLinear, Int8Linear
+from attncli.model import Seq2Seq
+from attncli.numpy_runtime import Int8Weights
+from attncli.search_decoder import SearchDecoder
+from attncli.tokenizer import BOS_ID
+
+
+@pytest.fixture
+def layer():
+    torch.manual_seed(0)
+    weight, bias = torch.randn(500, 64) * 0.2, torch.randn(500)
+    inputs = torch.tanh(torch.randn(40, 64) * 2)                       # in [-1, 1], as h and h̃ are
+    return weight, bias, inputs
+
+
+def test_int8_linear_is_close_to_float(layer):
+    weight, bias, inputs = layer
+    error = Int8Linear(weight, bias)(inputs) - FloatLinear(weight, bias)(inputs)
+    # Each of 64 products is off by at most half a step of both factors: |x| * w_scale / 2 + |w| / 254.
+    bound = 64 * (weight.abs().amax(dim=1) / 127 / 2 + weight.abs().amax(dim=1) / 254)
+    assert (error.abs() <= bound).all()
+    assert error.abs().mean() < 0.02
+
+
+def test_int8_linear_row_does_not_depend_on_its_batch(layer):
+    weight, bias, inputs = layer
+    linear = Int8Linear(weight, bias)
+    together = linear(inputs)
+    alone = torch.cat([linear(inputs[row:row + 1]) for row in range(inputs.size(0))])
+    assert torch.equal(together, alone)
+    # Scaling one row of the batch by 0.1 leaves the other rows exactly as they were.
+    changed = inputs.clone()
+    changed[0] *= 0.1
+    assert torch.equal(linear(changed)[1:], together[1:])
+
+
+def test_fast_path_equals_its_float32_emulation(layer):
+    weight, bias, inputs = layer
+    linear = Int8Linear(weight, bias)
+    if linear.packed is None:
+        pytest.skip("oneDNN int8 is not available on this machine; only the emulation runs")
+    assert torch.equal(linear(inputs), linear._emulated(torch.round(inputs * 127.0)))
+
+
+def test_numpy_int8_weights_equal_torch(layer):
+    weight, bias, inputs = layer
+    expected = Int8Linear(weight, bias)(inputs).numpy()
+    got = Int8Weights(weight.numpy(), bias.numpy())(inputs.numpy())
+    assert got.dtype == np.float32
+    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+
+
+@pytest.mark.parametrize("layers, input_feeding, tied", [(1, False, False), (2, False, False), (1, True, False), (2, True, True)])
+def test_search_decoder_float32_is_the_model_step(layers, input_feeding, tied):
+    """The rearranged step (input-gate table, written-out LSTM cell) computes Decoder.step_logits."""
+    torch.manual_seed(layers + 2 * input_feeding)
+    config = ModelConfig(src_vocab_size=60, tgt_vocab_size=70, embed_size=24 if not tied else 32, hidden_size=32,
+                         encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied)
+    model = Seq2Seq(config).eval()
+    src = torch.randint(4, 60, (3, 7))
+    lengths = torch.tensor([7, 5, 2])
+    with torch.inference_mode():
+        encoded = model.encode(src, lengths)
+        decoder = SearchDecoder(model.decoder, "float32")
+        int8_decoder = SearchDecoder(model.decoder, "int8")
+        state = fast_state = int8_state = model.decoder.initial_state(encoded)
+        prev = torch.full((3,), BOS_ID)
+        for step in range(4):
+            logits, state, _ = model.decoder.step_logits(prev, state, encoded)
+            attentional, fast_state = decoder.step(prev, fast_state, encoded)
+            torch.testing.assert_close(decoder.logits(attentional), logits, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(fast_state.h, state.h, rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(fast_state.c, state.c, rtol=1e-5, atol=1e-5)
+            int8_attentional, int8_state = int8_decoder.step(prev, int8_state, encoded)
+            assert (int8_decoder.logits(int8_attentional) - logits).abs().mean() < 0.05
+            prev = logits.argmax(dim=-1)
+
+
+def test_translate_precision_option(run_cli, tiny_model_dir):
+    lines = "Hola.\nTengo hambre.\n".encode()
+    for precision in ("int8", "float32"):
+        result = run_cli(["translate", "-m", tiny_model_dir, "--precision", precision], stdin=lines)
+        assert result.exit_code == 0, result.stderr
+        assert len(result.stdout.splitlines()) == 2 and result.stderr == ""
+    result = run_cli(["translate", "-m", tiny_model_dir, "--precision", "int4"], stdin=lines)
+    assert result.exit_code == 2 and "int4" in result.stderr and "Traceback" not in result.stderr
