@@ -18,7 +18,7 @@ from .errors import ModelFileError, OptionError
 DECODE_BATCH_TOKENS = 8000
 
 # Arithmetic of translation's recurrent and output products (int8.py, search_decoder.py). int8 ran
-# beam 5 ~1.5x faster than float32 with dev BLEU within 0.05 (README, "Speed").
+# beam 5 ~1.6x faster than float32 with dev BLEU within 0.05 (README, "Speed").
 PRECISIONS = ("int8", "float32")
 DEFAULT_PRECISION = "int8"
 INT8_LEVELS = 127.0   # inputs in [-1, 1] are quantized to the integers round(127 x)

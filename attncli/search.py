@@ -58,12 +58,14 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     chunked = scores[:, :whole].reshape(rows, num_chunks, chunk)  # (rows, chunks, chunk), a view
     _, best_chunks = chunked.amax(dim=-1).topk(k, dim=-1)         # (rows, k)
     candidates = chunked.gather(1, best_chunks[:, :, None].expand(-1, -1, chunk)).view(rows, k * chunk)
-    candidate_ids = (best_chunks[:, :, None] * chunk + torch.arange(chunk)).view(rows, k * chunk)
     if whole < width:                                            # the columns after the last whole chunk
         candidates = torch.cat([candidates, scores[:, whole:]], dim=1)
-        candidate_ids = torch.cat([candidate_ids, torch.arange(whole, width).expand(rows, -1)], dim=1)
     values, positions = candidates.topk(k, dim=-1)               # (rows, k)
-    return values, candidate_ids.gather(1, positions)
+    slot = torch.div(positions, chunk, rounding_mode="floor")    # which of the k chunks (k: the remainder)
+    ids = best_chunks.gather(1, slot.clamp(max=k - 1)) * chunk + positions % chunk
+    if whole < width:
+        ids = torch.where(slot < k, ids, positions - k * chunk + whole)
+    return values, ids
 
 
 def log_normalizer_(logits: Tensor) -> Tensor:
@@ -164,9 +166,8 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     width = min(2 * k, model.config.tgt_vocab_size)
     decoder = decoder or SearchDecoder(model.decoder, "float32")
     num_sentences = batch.src_ids.size(0)
-    encoded = model.encode(batch.src_ids, batch.src_lengths)
-    encoded = encoded.select(torch.arange(num_sentences).repeat_interleave(k))   # (sentences*beam, ...)
-    state = decoder.initial_state(encoded)
+    encoded = model.encode(batch.src_ids, batch.src_lengths)                   # one entry per sentence
+    state = decoder.initial_state(encoded).select(torch.arange(num_sentences).repeat_interleave(k))  # (sentences*beam, ...)
     limits = length_limits(batch.src_lengths)
     sentence_of_block = torch.arange(num_sentences)           # original index of each live block of k rows
     scores = torch.full((num_sentences, k), float("-inf"))
@@ -177,7 +178,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     step = 0
     while sentence_of_block.numel():
         blocks = sentence_of_block.numel()
-        attentional, state = decoder.step(prev, state, encoded)                  # (blocks*k, hidden)
+        attentional, state = decoder.step(prev, state, encoded, k)               # (blocks*k, hidden)
         at_limit = (limits[sentence_of_block] == step).repeat_interleave(k)
         # The best 2k extensions of a sentence are among the best 2k of each of its k rows.
         row_log_probs, row_tokens = top_log_probs_by_rows(decoder.logits, attentional, at_limit, width)  # (blocks*k, 2k)
@@ -209,7 +210,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
             keep_rows = (keep_blocks[:, None] * k + torch.arange(k)[None, :]).view(-1)
             sentence_of_block, scores = sentence_of_block[keep_blocks], scores[keep_blocks]
             prev, history = prev[keep_rows], history[keep_rows]
-            encoded, state = encoded.select(keep_rows), state.select(keep_rows)
+            encoded, state = encoded.select(keep_blocks), state.select(keep_rows)
         step += 1
     return [max(hyps, key=lambda h: h.normalized_score) for hyps in finished]
 

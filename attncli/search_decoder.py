@@ -49,8 +49,12 @@ class SearchDecoder:
     def initial_state(self, encoded: Encoded) -> DecoderState:
         return self.decoder.initial_state(encoded)
 
-    def step(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded) -> tuple[Tensor, DecoderState]:
-        """Attentional states h̃ (rows, hidden) after `prev_ids` (rows,), and the new state."""
+    def step(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded, beam: int = 1) -> tuple[Tensor, DecoderState]:
+        """Attentional states h̃ (rows, hidden) after `prev_ids` (rows,), and the new state.
+
+        Rows come in blocks of `beam` hypotheses of one sentence; `encoded` holds one entry per
+        sentence, so each sentence's encoder states are read once for all its hypotheses.
+        """
         new_h, new_c = [], []
         for layer, recurrent in enumerate(self.recurrent):
             h, c = state.h[layer], state.c[layer]                                # (rows, hidden)
@@ -62,9 +66,9 @@ class SearchDecoder:
             h, c = lstm_cell(gates, c)
             new_h.append(h)
             new_c.append(c)
-        query = new_h[-1]
-        attentional, _ = self.decoder.attention(query[:, None], encoded.memory, encoded.src_mask)
-        attentional = attentional[:, 0]                                          # (rows, hidden)
+        query = new_h[-1].view(-1, beam, new_h[-1].size(-1))                    # (sentences, beam, hidden)
+        attentional, _ = self.decoder.attention(query, encoded.memory, encoded.src_mask)
+        attentional = attentional.view(-1, attentional.size(-1))                # (rows, hidden)
         return attentional, DecoderState(torch.stack(new_h), torch.stack(new_c), attentional)
 
     def logits(self, attentional: Tensor) -> Tensor:

@@ -65,7 +65,7 @@ class Translator:
         """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS).
 
         `precision` is the arithmetic of translation's recurrent and output products
-        (search_decoder.py): "int8" (the default, ~1.5x faster) or "float32". The attention that
+        (search_decoder.py): "int8" (the default, ~1.6x faster) or "float32". The attention that
         `align` shows is always the float model's, teacher-forced.
         """
         if threads < 0:

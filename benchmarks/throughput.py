@@ -12,8 +12,8 @@ Figures:
 - equal time: `attncli train` with its default settings (JoeyNMT's architecture) for `--minutes`
   too; the dev BLEU/chrF (beam 5) of each tool's model, and the beam-5 speed of both models:
   the same-architecture translation rows.
-- translation: dev sentences/s with beam 1 and beam 5 (and beam 5 with `int8=True`) through
-  `Translator.translate` (decoding only, model loaded); JoeyNMT: its "Generation took" time, beam 5. Also the whole translate
+- translation: dev sentences/s with beam 1 and beam 5 (the default int8 products, and beam 5 with
+  `precision="float32"`) through `Translator.translate` (decoding only, model loaded); JoeyNMT: its "Generation took" time, beam 5. Also the whole translate
   command over the same sentences (start-up and model load included) for both.
 - latency: wall time of `attncli translate "hola" --model DIR` (median of `--latency-runs`), and
   of JoeyNMT's translate command on the same one sentence.
@@ -229,10 +229,10 @@ def worker_translate(spec: dict) -> dict:
     translator.translate(sources[:20], beam_size=1)          # first-call overheads
     result = {"sentences": len(sources)}
     runs = [(f"beam{beam}", translator, beam) for beam in spec["beams"]]
-    if spec.get("int8_beams"):
-        quantized = Translator.load(spec["model"], spec["threads"], int8=True)
-        quantized.translate(sources[:20], beam_size=1)
-        runs += [(f"int8_beam{beam}", quantized, beam) for beam in spec["int8_beams"]]
+    if spec.get("float32_beams"):
+        exact = Translator.load(spec["model"], spec["threads"], precision="float32")
+        exact.translate(sources[:20], beam_size=1)
+        runs += [(f"float32_beam{beam}", exact, beam) for beam in spec["float32_beams"]]
     for key, model, beam in runs:
         start = time.perf_counter()
         outputs = model.translate(sources, beam_size=beam)
@@ -273,7 +273,7 @@ def measure_attncli(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, s
         return figures
     log(f"attncli: translating {args.translate_limit or 'all'} dev sentences with beam 1 and 5")
     result, rss = run_worker("translate", {"model": str(args.model), "test": str(test_tsv),
-                                           "threads": args.threads, "beams": [1, 5], "int8_beams": [5]})
+                                           "threads": args.threads, "beams": [1, 5], "float32_beams": [5]})
     figures["translate"] = dict(result, max_rss_mib=rss)
     cli = [str(Path(sys.executable).parent / "attncli"), "translate", "--model", str(args.model),
            "--threads", str(args.threads)]
@@ -308,9 +308,9 @@ def measure_timed_training(args: argparse.Namespace, train_tsv: Path, test_tsv: 
     scores = run_child([attncli, "evaluate", str(test_tsv), "--model", str(model), "--beam", "5", "--json",
                         "--threads", str(args.threads)])
     figures["dev"] = json.loads(scores.stdout)
-    log("attncli: translation speed of that model, beam 5 (float and --int8)")
+    log("attncli: translation speed of that model, beam 5 (int8 and float32 products)")
     result, rss = run_worker("translate", {"model": str(model), "test": str(test_tsv), "threads": args.threads,
-                                           "beams": [5], "int8_beams": [5]})
+                                           "beams": [5], "float32_beams": [5]})
     figures["translate"] = dict(result, max_rss_mib=rss)
     return figures
 
@@ -425,8 +425,8 @@ def table(attncli: dict | None, joey: dict | None, minutes: float) -> str:
         (f"translation, beam 5, sentences/s, same architecture ({minutes}-min models) ↑",
          get(attncli, "timed", "translate", "beam5", "sents_per_s"), get(joey, "joey_translate_sents_per_s"),
          "{:,.1f}"),
-        (f"translation, beam 5, `--int8`, sentences/s, same architecture ({minutes}-min models) ↑",
-         get(attncli, "timed", "translate", "int8_beam5", "sents_per_s"), get(joey, "joey_translate_sents_per_s"),
+        (f"translation, beam 5, `--precision float32`, sentences/s, same architecture ({minutes}-min models) ↑",
+         get(attncli, "timed", "translate", "float32_beam5", "sents_per_s"), get(joey, "joey_translate_sents_per_s"),
          "{:,.1f}"),
         (f"mean output words, beam 5, {minutes}-min models (context)",
          get(attncli, "timed", "translate", "beam5", "mean_output_words"), get(joey, "mean_output_words"), "{:,.2f}"),
@@ -434,8 +434,8 @@ def table(attncli: dict | None, joey: dict | None, minutes: float) -> str:
          None, "{:,.1f}"),
         ("translation, beam 5, sentences/s, shipped model ↑", get(attncli, "translate", "beam5", "sents_per_s"),
          get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
-        ("translation, beam 5, `--int8`, sentences/s, shipped model ↑",
-         get(attncli, "translate", "int8_beam5", "sents_per_s"),
+        ("translation, beam 5, `--precision float32`, sentences/s, shipped model ↑",
+         get(attncli, "translate", "float32_beam5", "sents_per_s"),
          get(joey, "joey_translate_sents_per_s"), "{:,.1f}"),
         ("translate command, beam 5, sentences/s (start-up included) ↑",
          get(attncli, "translate_command", "sents_per_s"), get(joey, "joey_translate_sents_per_s_wall"), "{:,.1f}"),
@@ -445,9 +445,9 @@ def table(attncli: dict | None, joey: dict | None, minutes: float) -> str:
          get(joey, "latency", "median_s"), "{:,.2f}"),
         ("mean output words, beam 5, shipped model (context)", get(attncli, "translate", "beam5", "mean_output_words"),
          None, "{:,.2f}"),
-        ("dev BLEU, beam 5, shipped model (context)", get(attncli, "translate", "beam5", "bleu"), None, "{:,.1f}"),
-        ("dev BLEU, beam 5, `--int8`, shipped model (context)", get(attncli, "translate", "int8_beam5", "bleu"),
-         None, "{:,.1f}"),
+        ("dev BLEU, beam 5, shipped model (context)", get(attncli, "translate", "beam5", "bleu"), None, "{:,.2f}"),
+        ("dev BLEU, beam 5, `--precision float32`, shipped model (context)",
+         get(attncli, "translate", "float32_beam5", "bleu"), None, "{:,.2f}"),
     ]
     lines = ["| figure | attncli | JoeyNMT | ratio |", "|---|---:|---:|---:|"]
     for name, ours, theirs, fmt in rows:
