@@ -252,7 +252,7 @@ def evaluate(
         else:
             for metric in ("bleu", "chrf", "ter"):
                 typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
-            typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']})")
+            typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {precision.value})")
 
 
 @inspect_app.command("alignment")

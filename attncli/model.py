@@ -1,7 +1,8 @@
 """The encoder-decoder: bidirectional LSTM encoder, LSTM decoder, Luong dot attention.
 
 Batch-first everywhere. `Seq2Seq.forward` is teacher-forced training/scoring over whole
-sequences; `encode` + `Decoder.step` are one search step (search_decoder.py runs the same step, arranged for speed). Without input feeding the
+sequences; `encode` + `Decoder.step` define one step of decoding (the reference: search runs the
+same step through search_decoder.SearchDecoder, arranged for speed). Without input feeding the
 teacher-forced decoder runs the LSTM over the whole target in one call and attention as batched
 matrix products over all steps: no Python loop over time.
 """

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .config import DEFAULT_PRECISION, INT8_LEVELS as LEVELS, PRECISIONS
+from .config import DEFAULT_PRECISION, EXACT_FLOAT32_INPUTS, INT8_LEVELS as LEVELS, PRECISIONS
 from .errors import OptionError
 from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
 from .scoring import length_limit, normalize
@@ -56,12 +56,15 @@ class Int8Weights:
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
         scale = np.maximum(np.abs(weight).max(axis=1), np.float32(1e-12)) / np.float32(LEVELS)
-        self.integer_weight_t = np.ascontiguousarray(np.clip(np.rint(weight / scale[:, None]), -LEVELS, LEVELS).T)
+        exact = np.float32 if weight.shape[1] <= EXACT_FLOAT32_INPUTS else np.float64
+        integers = np.clip(np.rint(weight / scale[:, None]), -LEVELS, LEVELS)
+        self.integer_weight_t = np.ascontiguousarray(integers.T, dtype=exact)   # (in, out)
         self.scale, self.bias = scale, bias
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
-        levels = np.rint(x * np.float32(LEVELS))
-        out = (levels @ self.integer_weight_t) * np.float32(1.0 / LEVELS) * self.scale
+        levels = np.rint(x * np.float32(LEVELS)).astype(self.integer_weight_t.dtype)
+        sums = (levels @ self.integer_weight_t).astype(np.float32)              # exact integer sums
+        out = sums * np.float32(1.0 / LEVELS) * self.scale
         return out if self.bias is None else out + self.bias
 
 

@@ -1,6 +1,7 @@
 """Greedy and beam search over a trained Seq2Seq, batched over sentences.
 
-Free functions, not model methods: search only needs `encode` and `decoder.step`. Sentences that
+Free functions, not model methods: search only needs `model.encode` and a SearchDecoder's `step`
+and `logits` (search_decoder.py; int8 or float32 products). Sentences that
 are finished leave the batch, so the tensors shrink as decoding goes on. Every hypothesis ends in
 EOS; a sentence that reaches its length limit is forced to end there.
 """

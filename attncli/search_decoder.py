@@ -29,7 +29,6 @@ class SearchDecoder:
     def __init__(self, decoder: Decoder, precision: str = DEFAULT_PRECISION) -> None:
         config = decoder.config
         self.decoder = decoder
-        self.precision = precision
         rnn = decoder.rnn
         with torch.inference_mode():
             embed = config.embed_size

@@ -195,15 +195,18 @@ def evaluate_loss(model: Seq2Seq, corpus: EncodedCorpus, batch_tokens: int) -> f
 @torch.inference_mode()
 def decode_corpus(model: Seq2Seq, src: Sequence[Sequence[int]], tgt_tok: Tokenizer,
                   batch_tokens: int = 3000, beam_size: int = 1, length_penalty: float = 1.0) -> list[str]:
-    """Translate already-encoded sources in length-sorted batches; results in input order."""
+    """Translate already-encoded sources in length-sorted batches, with the model's float32
+    arithmetic (validation ranks checkpoints of the model itself); results in input order."""
     from .search import search
+    from .search_decoder import SearchDecoder
 
     model.eval()
+    decoder = SearchDecoder(model.decoder, "float32")       # built once: it copies the current weights
     outputs = [""] * len(src)
     lengths = [len(s) for s in src]
     for indices in bucketed_batches(lengths, lengths, batch_tokens):
         batch = make_batch([src[i] for i in indices])
-        for index, hypothesis in zip(indices, search(model, batch, beam_size, length_penalty)):
+        for index, hypothesis in zip(indices, search(model, batch, beam_size, length_penalty, decoder)):
             outputs[index] = tgt_tok.decode(hypothesis.token_ids)
     return outputs
 

@@ -65,8 +65,9 @@ class Translator:
         """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS).
 
         `precision` is the arithmetic of translation's recurrent and output products
-        (search_decoder.py): "int8" (the default, ~1.6x faster) or "float32". The attention that
-        `align` shows is always the float model's, teacher-forced.
+        (search_decoder.py): "int8" (the default, ~1.6x faster) or "float32"; it also makes the
+        translation that `align` explains when given no target. The attention that `align` shows
+        is always the float model's, teacher-forced.
         """
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")

@@ -10,6 +10,7 @@ from attncli.config import ModelConfig
 from attncli.int8 import FloatLinear, Int8Linear
 from attncli.model import Seq2Seq
 from attncli.numpy_runtime import Int8Weights
+from attncli.search import top_log_probs, top_log_probs_by_rows
 from attncli.search_decoder import SearchDecoder
 from attncli.tokenizer import BOS_ID
 
@@ -48,7 +49,7 @@ def test_fast_path_equals_its_float32_emulation(layer):
     linear = Int8Linear(weight, bias)
     if linear.packed is None:
         pytest.skip("oneDNN int8 is not available on this machine; only the emulation runs")
-    assert torch.equal(linear(inputs), linear._emulated(torch.round(inputs * 127.0)))
+    assert torch.equal(linear(inputs), linear._emulated(torch.round(inputs * 127.0), linear.int8_weight.double().t()))
 
 
 def test_numpy_int8_weights_equal_torch(layer):
@@ -56,7 +57,7 @@ def test_numpy_int8_weights_equal_torch(layer):
     expected = Int8Linear(weight, bias)(inputs).numpy()
     got = Int8Weights(weight.numpy(), bias.numpy())(inputs.numpy())
     assert got.dtype == np.float32
-    np.testing.assert_allclose(got, expected, rtol=0, atol=1e-5)
+    np.testing.assert_array_equal(got, expected)
 
 
 @pytest.mark.parametrize("layers, input_feeding, tied", [(1, False, False), (2, False, False), (1, True, False), (2, True, True)])
@@ -85,6 +86,36 @@ def test_search_decoder_float32_is_the_model_step(layers, input_feeding, tied):
             prev = logits.argmax(dim=-1)
 
 
+def test_wide_inputs_sum_exactly_in_float64():
+    """Beyond 1040 inputs float32 sums of int8 products could round: the emulation uses float64."""
+    torch.manual_seed(2)
+    weight, inputs = torch.randn(8, 1500), torch.tanh(torch.randn(3, 1500) * 3)
+    linear = Int8Linear(weight, None)
+    exact = (torch.round(inputs * 127.0).double() @ linear.int8_weight.double().t()).float() * (1.0 / 127.0) * linear.weight_scale
+    torch.testing.assert_close(linear(inputs), exact, rtol=0, atol=0)
+    np.testing.assert_array_equal(Int8Weights(weight.numpy(), None)(inputs.numpy()), linear(inputs).numpy())
+
+
+def test_output_layer_by_slices_equals_all_rows_at_once():
+    torch.manual_seed(3)
+    weight, bias = torch.randn(300, 16), torch.randn(300)
+    attentional = torch.tanh(torch.randn(50, 16))
+    at_limit = torch.zeros(50, dtype=torch.bool)
+    at_limit[[4, 31]] = True
+    layer = FloatLinear(weight, bias)
+    together = top_log_probs(layer(attentional), at_limit, 6)
+    sliced = top_log_probs_by_rows(layer, attentional, at_limit, 6, rows_per_slice=7)
+    assert torch.equal(sliced[1], together[1])
+    torch.testing.assert_close(sliced[0], together[0], rtol=0, atol=1e-5)   # float32 sums may round per shape
+
+
+def test_translator_precision(tiny_model_dir):
+    from attncli.translator import Translator
+
+    assert isinstance(Translator.load(tiny_model_dir, threads=1).search_decoder.output, Int8Linear)   # the default
+    assert isinstance(Translator.load(tiny_model_dir, threads=1, precision="float32").search_decoder.output, FloatLinear)
+
+
 def test_translate_precision_option(run_cli, tiny_model_dir):
     lines = "Hola.\nTengo hambre.\n".encode()
     for precision in ("int8", "float32"):
@@ -93,3 +124,12 @@ def test_translate_precision_option(run_cli, tiny_model_dir):
         assert len(result.stdout.splitlines()) == 2 and result.stderr == ""
     result = run_cli(["translate", "-m", tiny_model_dir, "--precision", "int4"], stdin=lines)
     assert result.exit_code == 2 and "int4" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_evaluate_reports_its_precision(run_cli, tiny_model_dir, corpus_files):
+    import json
+
+    for precision in ("int8", "float32"):
+        result = run_cli(["evaluate", corpus_files[1], "-m", tiny_model_dir, "--json", "--precision", precision])
+        assert result.exit_code == 0, result.stderr
+        assert json.loads(result.stdout)["precision"] == precision
