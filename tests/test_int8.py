@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attncli.config import ModelConfig
-from attncli.int8 import FloatLinear, Int8Linear
+from attncli.int8 import FloatLinear, Int8Linear, cpu_has_vnni
 from attncli.model import Seq2Seq
 from attncli.numpy_runtime import Int8Weights
 from attncli.search import top_log_probs, top_log_probs_by_rows
@@ -47,8 +47,9 @@ def test_int8_linear_row_does_not_depend_on_its_batch(layer):
 def test_fast_path_equals_its_float32_emulation(layer):
     weight, bias, inputs = layer
     linear = Int8Linear(weight, bias)
-    if linear.packed is None:
-        pytest.skip("oneDNN int8 is not available on this machine; only the emulation runs")
+    if not cpu_has_vnni() or not torch.backends.mkldnn.is_available():
+        pytest.skip("no VNNI or no oneDNN on this machine: only the emulation runs")
+    assert linear.packed is not None, "oneDNN's int8 product failed its probe on a VNNI CPU"
     assert torch.equal(linear(inputs), linear._emulated(torch.round(inputs * 127.0), linear.int8_weight.double().t()))
 
 
