@@ -58,11 +58,18 @@ def fail(message: str, code: int = 1) -> None:
 
 @contextmanager
 def reported_errors() -> Iterator[None]:
-    """Turn a user-fixable error into one stderr line and a non-zero exit status."""
+    """Turn a user-fixable error into one stderr line and a non-zero exit status.
+
+    A reader that goes away (`| head`) ends the command quietly with status 141, as a process
+    killed by SIGPIPE would (click would turn it into status 1, the same as a real error).
+    """
     try:
         yield
     except AttncliError as exc:
         fail(str(exc))
+    except BrokenPipeError:
+        _silence_broken_pipe()
+        raise typer.Exit(141) from None
 
 
 def stderr_console():
@@ -74,7 +81,13 @@ def stderr_console():
 def stdout_console():
     from rich.console import Console
 
-    return Console(soft_wrap=False)
+    class StdoutConsole(Console):
+        def on_broken_pipe(self) -> None:
+            """rich exits with status 1 here; let reported_errors end it with 141 like other output."""
+            self.quiet = True
+            raise BrokenPipeError
+
+    return StdoutConsole(soft_wrap=False)
 
 
 @app.callback()

@@ -618,7 +618,23 @@ def test_translate_into_a_closed_pipe_exits_quietly(tiny_model_dir, corpus_files
         stderr = translate.communicate(timeout=120)[1].decode()
     assert len(first.decode().splitlines()) == 1
     assert stderr == ""                                 # no BrokenPipeError traceback, no message
-    assert translate.returncode in (1, 141)             # typer ends a broken pipe with a quiet status 1
+    assert translate.returncode == 141                  # as a process killed by SIGPIPE; 1 would mean an error
+
+
+@pytest.mark.parametrize("output_format", ["pharaoh", "table"])     # typer.echo, and rich's console
+def test_inspect_alignment_into_a_closed_pipe_exits_quietly(tiny_model_dir, corpus_files, tmp_path, output_format):
+    pairs = tmp_path / "pairs.tsv"
+    pairs.write_text(corpus_files[1].read_text(encoding="utf-8") * 20, encoding="utf-8")      # 800 pairs
+    inspect = subprocess.Popen([sys.executable, "-m", "attncli", "inspect", "alignment", "-m", str(tiny_model_dir),
+                                "--file", str(pairs), "--format", output_format], stdout=subprocess.PIPE,
+                               stderr=subprocess.PIPE, env=SUBPROCESS_ENV)
+    head = subprocess.Popen(["head", "-1"], stdin=inspect.stdout, stdout=subprocess.PIPE)
+    inspect.stdout.close()
+    first, _ = head.communicate(timeout=120)
+    stderr = inspect.communicate(timeout=120)[1].decode()
+    assert len(first.decode().splitlines()) == 1
+    assert stderr == ""
+    assert inspect.returncode == 141
 
 
 def test_ctrl_c_while_translating_stdin_is_status_130(tiny_model_dir):
