@@ -116,6 +116,34 @@ def replace_dir_atomically(build_dir: Path, target: Path) -> None:
         pass
 
 
+def remove_stale_work_dirs(target: Path) -> None:
+    """Remove `.NAME.tmp-PID` / `.NAME.old-PID` folders beside `target` left by a process that
+    was killed mid-save (SIGKILL, out of memory, power loss): one whose PID no longer runs.
+    Folders of a live process (perhaps another save in progress) are left alone."""
+    for leftover in target.parent.glob(f".{glob_escape(target.name)}.*-*"):
+        kind, _, pid = leftover.name[len(target.name) + 2:].partition("-")
+        if kind in ("tmp", "old") and pid.isdigit() and leftover.is_dir() and not _process_alive(int(pid)):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def glob_escape(name: str) -> str:
+    return "".join(f"[{char}]" if char in "*?[" else char for char in name)
+
+
+def _process_alive(pid: int) -> bool:
+    if os.name != "posix":
+        return True                     # os.kill(pid, 0) would terminate the process on Windows
+    if pid == os.getpid():
+        return False                    # our own leftover from an earlier save in this process
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True                     # exists (owned by someone else) or cannot tell: keep it
+    return True
+
+
 @contextmanager
 def atomic_dir(directory: Path | str) -> Iterator[Path]:
     """Build a folder's new content in a temporary folder beside it, then swap it into place.
@@ -124,6 +152,7 @@ def atomic_dir(directory: Path | str) -> Iterator[Path]:
     """
     target = Path(directory)
     target.parent.mkdir(parents=True, exist_ok=True)
+    remove_stale_work_dirs(target)
     build = target.with_name(f".{target.name}.tmp-{os.getpid()}")
     if build.exists():
         shutil.rmtree(build)

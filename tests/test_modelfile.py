@@ -121,3 +121,19 @@ def test_saving_replaces_an_old_model_atomically(tiny_model_dir, tmp_path):
     save_model(target, loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer, {"n": 2})
     assert load_model(target).info == {"n": 2}
     assert sorted(p.name for p in tmp_path.iterdir()) == ["m"]     # no temporary folders left behind
+
+
+def test_saving_removes_work_folders_of_killed_saves(tiny_model_dir, tmp_path):
+    """A save killed mid-way (SIGKILL, power loss) leaves .NAME.tmp-PID; the next save removes it,
+    but never the work folder of a process that still runs (it may be saving right now)."""
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()                                          # its PID now names no running process
+    for name in (f".m.tmp-{dead.pid}", f".m.old-{dead.pid}", f".m.tmp-{os.getppid()}", ".other.tmp-1"):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "model.safetensors").write_bytes(b"partial")
+    loaded = load_model(tiny_model_dir)
+    save_model(tmp_path / "m", loaded.model, loaded.src_tokenizer, loaded.tgt_tokenizer)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["m", f".m.tmp-{os.getppid()}", ".other.tmp-1"])
