@@ -14,12 +14,15 @@ whose strongest weight is below `min_weight` gets no link (diffuse attention; pr
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Sequence
 
-import torch
-from torch import Tensor
+import numpy as np
 
-from .errors import CorpusError
+from .errors import CorpusError, InputError, ModelFileError
+from .tokenizer import MAX_INPUT_PIECES, Tokenizer
+
+if TYPE_CHECKING:
+    from torch import Tensor
 
 
 @dataclass
@@ -30,8 +33,8 @@ class Alignment:
     tgt_pieces: list[str]
     src_word_of_piece: list[int]
     tgt_word_of_piece: list[int]
-    piece_weights: Tensor   # (tgt_pieces + 1, src_pieces + 1): rows add the EOS prediction, columns the source EOS
-    word_weights: Tensor    # (tgt_words, src_words + 1): last column is the source EOS
+    piece_weights: np.ndarray   # (tgt_pieces + 1, src_pieces + 1): rows add the EOS prediction, columns the source EOS
+    word_weights: np.ndarray    # (tgt_words, src_words + 1): last column is the source EOS
     score: float            # teacher-forced log-probability of the target (pieces + EOS)
 
     def links(self, min_weight: float = 0.0, mutual: bool = False) -> list[tuple[int, int]]:
@@ -45,10 +48,10 @@ class Alignment:
         if not self.src_words or not self.tgt_words:
             return []
         weights = self.word_weights[:, : len(self.src_words)]                  # (tgt_words, src_words)
-        strongest, source_of = weights.max(dim=1)                              # (tgt_words,)
+        strongest, source_of = weights.max(axis=1), weights.argmax(axis=1)     # (tgt_words,)
         if mutual:
-            column_share = weights / weights.sum(dim=0, keepdim=True).clamp(min=1e-9)
-            target_of = column_share.argmax(dim=0)                              # (src_words,)
+            column_share = weights / np.maximum(weights.sum(axis=0, keepdims=True), 1e-9)
+            target_of = column_share.argmax(axis=0)                             # (src_words,)
         result = []
         for j in range(len(self.tgt_words)):
             i = int(source_of[j])
@@ -60,25 +63,25 @@ class Alignment:
         return sorted(result)
 
 
-def merge_pieces(piece_weights: Tensor, src_word_of_piece: Sequence[int], tgt_word_of_piece: Sequence[int],
-                 num_src_words: int, num_tgt_words: int) -> Tensor:
+def merge_pieces(piece_weights: np.ndarray, src_word_of_piece: Sequence[int], tgt_word_of_piece: Sequence[int],
+                 num_src_words: int, num_tgt_words: int) -> np.ndarray:
     """Word-level weights (tgt_words, src_words + 1) from piece-level weights.
 
     piece_weights (tgt_pieces, src_pieces + 1), the last column being the source EOS.
     Sum over a source word's pieces, mean over a target word's pieces.
     """
-    src_map = torch.zeros(len(src_word_of_piece) + 1, num_src_words + 1)     # (src_pieces+1, src_words+1)
-    src_map[torch.arange(len(src_word_of_piece)), torch.tensor(src_word_of_piece, dtype=torch.long)] = 1.0
+    src_map = np.zeros((len(src_word_of_piece) + 1, num_src_words + 1), np.float32)   # (src_pieces+1, src_words+1)
+    src_map[np.arange(len(src_word_of_piece)), np.asarray(src_word_of_piece, dtype=np.int64)] = 1.0
     src_map[-1, -1] = 1.0                                                     # EOS stays EOS
-    tgt_map = torch.zeros(num_tgt_words, len(tgt_word_of_piece))              # (tgt_words, tgt_pieces)
+    tgt_map = np.zeros((num_tgt_words, len(tgt_word_of_piece)), np.float32)   # (tgt_words, tgt_pieces)
     if tgt_word_of_piece:
-        tgt_map[torch.tensor(tgt_word_of_piece, dtype=torch.long), torch.arange(len(tgt_word_of_piece))] = 1.0
-        tgt_map = tgt_map / tgt_map.sum(dim=1, keepdim=True).clamp(min=1.0)
-    return tgt_map @ piece_weights @ src_map
+        tgt_map[np.asarray(tgt_word_of_piece, dtype=np.int64), np.arange(len(tgt_word_of_piece))] = 1.0
+        tgt_map = tgt_map / np.maximum(tgt_map.sum(axis=1, keepdims=True), 1.0)
+    return tgt_map @ np.asarray(piece_weights, dtype=np.float32) @ src_map
 
 
 def word_alignment(src_words: list[str], tgt_words: list[str], src_pieces: list[str], tgt_pieces: list[str],
-                   src_word_of_piece: list[int], tgt_word_of_piece: list[int], piece_weights: Tensor,
+                   src_word_of_piece: list[int], tgt_word_of_piece: list[int], piece_weights: np.ndarray,
                    score: float, attention_shift: int = 0) -> Alignment:
     """Build an Alignment; `attention_shift=1` explains piece t by the attention computed after
     reading it (the step that predicts t+1) instead of the one that predicted it."""
@@ -88,14 +91,79 @@ def word_alignment(src_words: list[str], tgt_words: list[str], src_pieces: list[
                      piece_weights, word_weights, score)
 
 
+@dataclass(frozen=True)
+class TargetPieces:
+    """The target side of an alignment: piece ids, the word of each piece, and the words."""
+
+    ids: list[int]
+    word_of_piece: list[int]
+    words: list[str]
+
+
+def encode_target(tokenizer: Tokenizer, target: str) -> TargetPieces:
+    """A given translation: its whitespace words, encoded word by word; refuses too long targets."""
+    words = target.split()
+    ids, word_of_piece = tokenizer.encode_words(words)
+    if len(ids) > MAX_INPUT_PIECES:
+        raise InputError(f"the target is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
+    return TargetPieces(ids, word_of_piece, words)
+
+
+def own_translation(tokenizer: Tokenizer, ids: list[int]) -> TargetPieces:
+    """The model's own output pieces, grouped into words at word starts ("▁")."""
+    words, word_of_piece = tokenizer.words_of_pieces(ids)
+    return TargetPieces(ids, word_of_piece, words)
+
+
+def assemble_alignment(source: str, src_ids: list[int], src_word_of_piece: list[int], target: TargetPieces,
+                       src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, weights: np.ndarray,
+                       log_probs: np.ndarray, attention_shift: int = 0) -> Alignment:
+    """The Alignment of one teacher-forced pair: weights (>= tgt_pieces + 1, >= src_pieces + 1) and
+    log_probs (>= tgt_pieces + 1,) of its padded batch row, cut to the pair's own size."""
+    rows, columns = len(target.ids) + 1, len(src_ids) + 1
+    return word_alignment(
+        src_words=source.split(), tgt_words=target.words,
+        src_pieces=src_tokenizer.pieces(src_ids), tgt_pieces=tgt_tokenizer.pieces(target.ids),
+        src_word_of_piece=src_word_of_piece, tgt_word_of_piece=target.word_of_piece,
+        piece_weights=np.asarray(weights[:rows, :columns], dtype=np.float32),
+        score=float(np.asarray(log_probs[:rows], dtype=np.float64).sum()), attention_shift=attention_shift)
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How `inspect alignment` turns attention into links (see Alignment.links and word_alignment)."""
+
+    min_weight: float = 0.0
+    mutual: bool = False
+    attention_shift: int = 0
+
+
+def read_link_defaults(info: dict[str, Any]) -> LinkSettings:
+    """The link settings a model was tuned with (config.json info.alignment_links), else the plain ones."""
+    stored = info.get("alignment_links")
+    if stored is None:
+        return LinkSettings()
+    try:
+        settings = LinkSettings(float(stored["min_weight"]), stored["mutual"], int(stored["attention_shift"]))
+    except (TypeError, KeyError, ValueError):
+        settings = None
+    if settings is None or not 0.0 <= settings.min_weight <= 1.0 or not isinstance(settings.mutual, bool) \
+            or settings.attention_shift not in (0, 1):
+        raise ModelFileError("config.json: info.alignment_links needs min_weight (0 to 1), mutual (true/false) "
+                             "and attention_shift (0 or 1).")
+    return settings
+
+
 def guide_attention(links: Iterable[tuple[int, int]], src_word_of_piece: Sequence[int],
-                    tgt_word_of_piece: Sequence[int]) -> Tensor | None:
+                    tgt_word_of_piece: Sequence[int]) -> "Tensor | None":
     """Target attention for guided-alignment training, from word links (source i, target j).
 
     Row t (the prediction of target piece t) spreads its mass evenly over the pieces of the
     source words linked to t's word; a target word without links gets a zero row (no guide).
     Returns (tgt_pieces, src_pieces), or None when no link falls inside the sentence.
     """
+    import torch        # training only: the rest of this module stays importable without torch
+
     num_src_words = max(src_word_of_piece, default=-1) + 1
     num_tgt_words = max(tgt_word_of_piece, default=-1) + 1
     word_links = torch.zeros(num_tgt_words, num_src_words)

@@ -50,7 +50,7 @@ def alignment_table(alignment: Alignment, subwords: bool = False, links: Collect
         table.add_column(Text(name), justify="right", no_wrap=True)
     for j, row_name in enumerate(rows):
         row = weights[j] * 100.0
-        strongest = int(row.argmax()) if row.numel() else -1
+        strongest = int(row.argmax()) if row.size else -1
         cells = []
         for i in range(len(columns)):
             mark = ""

@@ -6,45 +6,19 @@ This is the API the CLI, the tests and the benchmarks call.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
 import torch
 
-from .alignment import Alignment, word_alignment
+from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
 from .batch import bucketed_batches, make_batch
 from .config import DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS
-from .errors import InputError, ModelFileError, OptionError
+from .errors import InputError, OptionError
 from .modelfile import DEFAULT_MODEL, LoadedModel, load_model, resolve_model_path, search_defaults
 from .search import search, teacher_forced_attention
 from .search_decoder import SearchDecoder
-from .tokenizer import MAX_INPUT_PIECES, encode_sentence
-
-
-@dataclass(frozen=True)
-class LinkSettings:
-    """How `inspect alignment` turns attention into links (see Alignment.links and word_alignment)."""
-
-    min_weight: float = 0.0
-    mutual: bool = False
-    attention_shift: int = 0
-
-
-def read_link_defaults(info: dict) -> LinkSettings:
-    """The link settings a model was tuned with (config.json info.alignment_links), else the plain ones."""
-    stored = info.get("alignment_links")
-    if stored is None:
-        return LinkSettings()
-    try:
-        settings = LinkSettings(float(stored["min_weight"]), stored["mutual"], int(stored["attention_shift"]))
-    except (TypeError, KeyError, ValueError):
-        settings = None
-    if settings is None or not 0.0 <= settings.min_weight <= 1.0 or not isinstance(settings.mutual, bool) \
-            or settings.attention_shift not in (0, 1):
-        raise ModelFileError("config.json: info.alignment_links needs min_weight (0 to 1), mutual (true/false) "
-                             "and attention_shift (0 or 1).")
-    return settings
+from .tokenizer import encode_sentence
 
 
 class Translator:
@@ -150,28 +124,14 @@ class Translator:
         own translation, the words are its output pieces grouped at word starts ("▁").
         """
         src_encoded = [encode_sentence(self.src_tokenizer, source) for source in sources]
-        tgt_encoded: list[tuple[list[int], list[int], list[str]]] = []
         if targets is None:
             beam = self.default_beam if beam_size is None else beam_size
-            for ids in self._search([ids for ids, _ in src_encoded], beam, self.default_length_penalty):
-                words, word_of_piece = self.tgt_tokenizer.words_of_pieces(ids or [])
-                tgt_encoded.append((ids or [], word_of_piece, words))
+            searched = self._search([ids for ids, _ in src_encoded], beam, self.default_length_penalty)
+            tgt_encoded = [own_translation(self.tgt_tokenizer, ids or []) for ids in searched]
         else:
-            for target in targets:
-                words = target.split()
-                ids, word_of_piece = self.tgt_tokenizer.encode_words(words)
-                if len(ids) > MAX_INPUT_PIECES:
-                    raise InputError(f"the target is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
-                tgt_encoded.append((ids, word_of_piece, words))
-        batch = make_batch([ids for ids, _ in src_encoded], [ids for ids, _, _ in tgt_encoded])
+            tgt_encoded = [encode_target(self.tgt_tokenizer, target) for target in targets]
+        batch = make_batch([ids for ids, _ in src_encoded], [target.ids for target in tgt_encoded])
         weights, log_probs = teacher_forced_attention(self.model, batch)
-        results = []
-        for row, (source, (src_ids, src_word_of), (tgt_ids, tgt_word_of, tgt_words)) in enumerate(
-                zip(sources, src_encoded, tgt_encoded)):
-            results.append(word_alignment(
-                src_words=source.split(), tgt_words=tgt_words,
-                src_pieces=self.src_tokenizer.pieces(src_ids), tgt_pieces=self.tgt_tokenizer.pieces(tgt_ids),
-                src_word_of_piece=src_word_of, tgt_word_of_piece=tgt_word_of,
-                piece_weights=weights[row, : len(tgt_ids) + 1, : len(src_ids) + 1],
-                score=float(log_probs[row, : len(tgt_ids) + 1].sum()), attention_shift=attention_shift))
-        return results
+        return [assemble_alignment(source, src_ids, src_word_of, target, self.src_tokenizer, self.tgt_tokenizer,
+                                   weights[row].numpy(), log_probs[row].numpy(), attention_shift)
+                for row, (source, (src_ids, src_word_of), target) in enumerate(zip(sources, src_encoded, tgt_encoded))]

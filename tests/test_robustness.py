@@ -573,7 +573,7 @@ def test_translate_never_crashes_on_any_text(translator, text):
 @settings(max_examples=5, deadline=None)
 @given(words=st.lists(st.text(alphabet="abcdefghij", min_size=1, max_size=4), min_size=380, max_size=420))
 def test_translate_refuses_only_too_long_input(translator, words):
-    from attncli.translator import MAX_INPUT_PIECES
+    from attncli.tokenizer import MAX_INPUT_PIECES
 
     pieces = len(translator.src_tokenizer.encode(" ".join(words)))
     try:
