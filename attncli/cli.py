@@ -289,7 +289,6 @@ def inspect_alignment(
     _check_beam(beam)
     with reported_errors():
         from .alignment import parse_pharaoh
-        from .translator import Translator
 
         if min_weight is not None and not 0.0 <= min_weight <= 1.0:
             raise OptionError(f"--min-weight must be from 0 to 1, got {min_weight}.")
@@ -301,7 +300,14 @@ def inspect_alignment(
             raise OptionError("--save draws one sentence's table; it cannot be used with --file.")
         if save is not None and save.suffix.lower() not in (".svg", ".html"):
             raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
-        translator = Translator.load(model)
+        if file is not None:
+            from .translator import Translator
+
+            translator = Translator.load(model)
+        else:   # one sentence: the NumPy runtime, the same numbers without torch's second of import
+            from .numpy_runtime import NumpyTranslator
+
+            translator = NumpyTranslator.load(model)
         tuned = translator.link_defaults       # what the model's links were tuned with, if anything
         min_weight = tuned.min_weight if min_weight is None else min_weight
         mutual = tuned.mutual if mutual is None else mutual

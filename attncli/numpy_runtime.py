@@ -1,12 +1,12 @@
-"""The same model and search in NumPy, for translating one sentence without importing torch.
+"""The same model and search in NumPy, for translating or aligning one sentence without torch.
 
-`attncli translate "…"` spends most of its time starting up: importing torch takes 1.1-1.5 s on
+`attncli translate "…"` and `attncli inspect alignment "…"` spend most of their time starting up: importing torch takes 1.1-1.5 s on
 a 2-core machine, decoding one sentence a few milliseconds. This module runs a trained model from
 its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decoder step of
 `attncli.search_decoder` (int8 or float32 products, Luong dot attention) and the beam search of
 `attncli.search`, step for step, so it gives the same translations (tests/test_numpy_runtime.py
-compares both on models of every shape). It serves one sentence at a time; batches and training
-stay with torch.
+compares both on models of every shape), and the teacher-forced attention that `inspect
+alignment` shows. It serves one sentence at a time; batches and training stay with torch.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
 from .config import DEFAULT_PRECISION, EXACT_FLOAT32_INPUTS, INT8_LEVELS as LEVELS, PRECISIONS
 from .errors import OptionError
 from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
@@ -125,12 +126,12 @@ class NumpySeq2Seq:
         return Encoded(memory, np.repeat(h0[None], cfg.decoder_layers, axis=0))
 
     def step_logits(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
-                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """One decoder step for `rows` hypotheses of one sentence.
 
         prev_ids (rows,); h, c (layers, rows, hidden); attentional (rows, hidden), the previous h̃
-        (used with input feeding); memory (src_len, hidden). Returns logits (rows, vocab) and the
-        new h, c, attentional.
+        (used with input feeding); memory (src_len, hidden). Returns logits (rows, vocab), the
+        new h, c, attentional, and the attention weights (rows, src_len).
         """
         cfg, w = self.config, self.w
         new_h, new_c = np.empty_like(h), np.empty_like(c)
@@ -149,7 +150,25 @@ class NumpySeq2Seq:
         context = weights @ memory                                              # (3) (rows, hidden)
         combined = np.concatenate([context, query], axis=-1)                    # (4)
         attentional = np.tanh(combined @ w["decoder.attention.combine.weight"].T)  # (5)
-        return self.output(attentional), new_h, new_c, attentional
+        return self.output(attentional), new_h, new_c, attentional, weights
+
+    def teacher_forced(self, src_ids: list[int], tgt_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
+        """search.teacher_forced_attention for one pair: the model reads BOS + tgt_ids.
+
+        src_ids end with EOS. Returns weights (len(tgt_ids) + 1, src_len), row t being the
+        attention that predicted piece t (the last row predicts EOS), and the log-probabilities
+        (len(tgt_ids) + 1,) of the given pieces and the final EOS.
+        """
+        encoded = self.encode(src_ids)
+        h = encoded.init_h[:, None]                                             # (layers, 1, hidden)
+        c = np.zeros_like(h)
+        attentional = np.zeros((1, self.config.hidden_size), np.float32)
+        weights, log_probs = [], []
+        for prev, gold in zip([BOS_ID] + tgt_ids, tgt_ids + [EOS_ID]):
+            logits, h, c, attentional, step_weights = self.step_logits(np.array([prev]), h, c, attentional, encoded.memory)
+            log_probs.append(log_softmax(logits)[0, gold])
+            weights.append(step_weights[0])
+        return np.stack(weights), np.array(log_probs, dtype=np.float32)
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -177,7 +196,7 @@ def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, len
     history: list[list[int]] = [[] for _ in range(k)]
     finished: list[tuple[float, float, list[int]]] = []                         # (normalised, score, pieces)
     for step in range(limit + 1):
-        logits, h, c, attentional = model.step_logits(prev, h, c, attentional, encoded.memory)
+        logits, h, c, attentional, _ = model.step_logits(prev, h, c, attentional, encoded.memory)
         log_probs = log_softmax(logits)                                         # (k, vocab)
         if step == limit:                                                       # only EOS may follow
             eos = log_probs[:, EOS_ID].copy()
@@ -209,8 +228,11 @@ class NumpyTranslator:
     def __init__(self, directory: Path, precision: str = DEFAULT_PRECISION) -> None:
         folder = read_model_folder(directory)
         self.src_tokenizer, self.tgt_tokenizer = folder.src_tokenizer, folder.tgt_tokenizer
-        self.model = NumpySeq2Seq(folder.config, read_weights(folder, framework="numpy"), precision)
+        self.weights = read_weights(folder, framework="numpy")
+        self.model = NumpySeq2Seq(folder.config, self.weights, precision)      # search
+        self.config = folder.config
         self.default_beam, self.default_length_penalty = search_defaults(folder.info)
+        self.link_defaults = read_link_defaults(folder.info)
 
     @classmethod
     def load(cls, name_or_dir: str | Path, precision: str = DEFAULT_PRECISION) -> "NumpyTranslator":
@@ -221,3 +243,19 @@ class NumpyTranslator:
         alpha = self.default_length_penalty if length_penalty is None else length_penalty
         ids, _ = encode_sentence(self.src_tokenizer, sentence)
         return self.tgt_tokenizer.decode(beam_search_one(self.model, ids + [EOS_ID], beam, alpha))
+
+    def align(self, source: str, target: str | None = None, beam_size: int | None = None,
+              attention_shift: int = 0) -> Alignment:
+        """translator.Translator.align for one sentence: the attention of the float32 model,
+        teacher-forced on `target` or on the model's own translation of `source`."""
+        src_ids, src_word_of_piece = encode_sentence(self.src_tokenizer, source)
+        if target is None:
+            beam = self.default_beam if beam_size is None else beam_size
+            pieces = beam_search_one(self.model, src_ids + [EOS_ID], beam, self.default_length_penalty)
+            tgt = own_translation(self.tgt_tokenizer, pieces)
+        else:
+            tgt = encode_target(self.tgt_tokenizer, target)
+        float_model = NumpySeq2Seq(self.config, self.weights, "float32")       # the model's own arithmetic
+        weights, log_probs = float_model.teacher_forced(src_ids + [EOS_ID], tgt.ids)
+        return assemble_alignment(source, src_ids, src_word_of_piece, tgt, self.src_tokenizer, self.tgt_tokenizer,
+                                  weights, log_probs, attention_shift)

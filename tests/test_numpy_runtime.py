@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import numpy as np
 import pytest
 import torch
 
@@ -57,3 +58,30 @@ def test_translate_sentence_does_not_import_torch(tiny_model_dir):
     assert result.returncode == 0, result.stderr
     expected = Translator.load(tiny_model_dir, threads=1).translate(["Tengo hambre."])[0]
     assert result.stdout == expected + "\n"
+
+
+@pytest.mark.parametrize("target, shift", [(None, 0), ("I am hungry .", 0), ("I am hungry .", 1)])
+def test_alignment_equals_the_torch_alignment(tiny_model_dir, target, shift):
+    numpy_translator = NumpyTranslator.load(tiny_model_dir)
+    torch_translator = Translator.load(tiny_model_dir, threads=1)
+    for sentence in SENTENCES[:4]:
+        expected = torch_translator.align(sentence, target, attention_shift=shift)
+        got = numpy_translator.align(sentence, target, attention_shift=shift)
+        assert (got.tgt_words, got.tgt_pieces, got.src_pieces) == (expected.tgt_words, expected.tgt_pieces, expected.src_pieces)
+        np.testing.assert_allclose(got.piece_weights, expected.piece_weights, atol=1e-5)
+        np.testing.assert_allclose(got.word_weights, expected.word_weights, atol=1e-5)
+        assert got.score == pytest.approx(expected.score, abs=1e-3)
+        for mutual in (False, True):
+            assert got.links(0.1, mutual) == expected.links(0.1, mutual)
+
+
+def test_inspect_alignment_of_a_sentence_does_not_import_torch(tiny_model_dir):
+    script = ("import sys\nfrom attncli.cli import main\n"
+              f"code = main(['inspect', 'alignment', '--model', {str(tiny_model_dir)!r}, 'Tengo hambre.', '--format', 'pharaoh'])\n"
+              "assert code in (0, None), code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    torch_translator = Translator.load(tiny_model_dir, threads=1)
+    expected = torch_translator.align("Tengo hambre.").links(torch_translator.link_defaults.min_weight,
+                                                             torch_translator.link_defaults.mutual)
+    assert result.stdout == " ".join(f"{i}-{j}" for i, j in expected) + "\n"
