@@ -50,14 +50,19 @@ def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied
     same_translations(tmp_path / "m", beams=(1, 3), precision=precision)
 
 
-def test_translate_sentence_does_not_import_torch(tiny_model_dir):
+def cli_stdout_without_torch(args: list[str]) -> str:
+    """stdout of `attncli ARGS` in a fresh interpreter, asserting it never imported torch."""
     script = ("import sys\nfrom attncli.cli import main\n"
-              f"code = main(['translate', '--model', {str(tiny_model_dir)!r}, 'Tengo hambre.'])\n"
+              f"code = main({[str(a) for a in args]!r})\n"
               "assert code in (0, None), code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
-    expected = Translator.load(tiny_model_dir, threads=1).translate(["Tengo hambre."])[0]
-    assert result.stdout == expected + "\n"
+    return result.stdout
+
+
+def test_translate_sentence_does_not_import_torch(tiny_model_dir):
+    stdout = cli_stdout_without_torch(["translate", "--model", tiny_model_dir, "Tengo hambre."])
+    assert stdout == Translator.load(tiny_model_dir, threads=1).translate(["Tengo hambre."])[0] + "\n"
 
 
 @pytest.mark.parametrize("target, shift", [(None, 0), ("I am hungry .", 0), ("I am hungry .", 1)])
@@ -76,12 +81,9 @@ def test_alignment_equals_the_torch_alignment(tiny_model_dir, target, shift):
 
 
 def test_inspect_alignment_of_a_sentence_does_not_import_torch(tiny_model_dir):
-    script = ("import sys\nfrom attncli.cli import main\n"
-              f"code = main(['inspect', 'alignment', '--model', {str(tiny_model_dir)!r}, 'Tengo hambre.', '--format', 'pharaoh'])\n"
-              "assert code in (0, None), code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
-    assert result.returncode == 0, result.stderr
+    stdout = cli_stdout_without_torch(["inspect", "alignment", "--model", tiny_model_dir, "Tengo hambre.",
+                                       "--format", "pharaoh"])
     torch_translator = Translator.load(tiny_model_dir, threads=1)
     expected = torch_translator.align("Tengo hambre.").links(torch_translator.link_defaults.min_weight,
                                                              torch_translator.link_defaults.mutual)
-    assert result.stdout == " ".join(f"{i}-{j}" for i, j in expected) + "\n"
+    assert stdout == " ".join(f"{i}-{j}" for i, j in expected) + "\n"
