@@ -1,7 +1,7 @@
 """The same model and search in NumPy, for translating or aligning one sentence without torch.
 
-`attncli translate "…"` and `attncli inspect alignment "…"` spend most of their time starting up: importing torch takes 1.1-1.5 s on
-a 2-core machine, decoding one sentence a few milliseconds. This module runs a trained model from
+`attncli translate "…"` and `attncli inspect alignment "…"` spend most of their time starting
+up: importing torch takes 1.1-1.5 s on a 2-core machine, decoding one sentence a few milliseconds. This module runs a trained model from
 its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decoder step of
 `attncli.search_decoder` (int8 or float32 products, Luong dot attention) and the beam search of
 `attncli.search`, step for step, so it gives the same translations (tests/test_numpy_runtime.py
