@@ -13,12 +13,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterable, Iterator
 
 import numpy as np
 
 from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
 from .config import DEFAULT_PRECISION, EXACT_FLOAT32_INPUTS, INT8_LEVELS as LEVELS, PRECISIONS
-from .errors import OptionError
+from .errors import InputError, OptionError
 from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
 from .scoring import length_limit, normalize
 from .tokenizer import BOS_ID, EOS_ID, encode_sentence
@@ -243,6 +244,21 @@ class NumpyTranslator:
         alpha = self.default_length_penalty if length_penalty is None else length_penalty
         ids, _ = encode_sentence(self.src_tokenizer, sentence)
         return self.tgt_tokenizer.decode(beam_search_one(self.model, ids + [EOS_ID], beam, alpha))
+
+    def translate_lines(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
+                        source_name: str | None = None) -> Iterator[str]:
+        """translator.Translator.translate_stream for a few lines, one at a time: one output per
+        line, "" for a blank one; a line that cannot be translated (too long) stops the stream
+        after the lines before it, with an error naming `source:line`."""
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                yield ""
+                continue
+            try:
+                output = self.translate(line, beam_size, length_penalty)
+            except InputError as exc:
+                raise InputError(f"{source_name}:{number}: {exc}" if source_name else str(exc)) from None
+            yield output
 
     def align(self, source: str, target: str | None = None, beam_size: int | None = None,
               attention_shift: int = 0) -> Alignment:

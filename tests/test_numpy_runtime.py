@@ -50,12 +50,13 @@ def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied
     same_translations(tmp_path / "m", beams=(1, 3), precision=precision)
 
 
-def cli_stdout_without_torch(args: list[str]) -> str:
+def cli_stdout_without_torch(args: list[str], stdin: str = "") -> str:
     """stdout of `attncli ARGS` in a fresh interpreter, asserting it never imported torch."""
     script = ("import sys\nfrom attncli.cli import main\n"
               f"code = main({[str(a) for a in args]!r})\n"
               "assert code in (0, None), code\nassert 'torch' not in sys.modules, 'torch was imported'\n")
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    result = subprocess.run([sys.executable, "-c", script], input=stdin, capture_output=True, text=True,
+                            encoding="utf-8", timeout=120)
     assert result.returncode == 0, result.stderr
     return result.stdout
 
@@ -87,3 +88,22 @@ def test_inspect_alignment_of_a_sentence_does_not_import_torch(tiny_model_dir):
     expected = torch_translator.align("Tengo hambre.").links(torch_translator.link_defaults.min_weight,
                                                              torch_translator.link_defaults.mutual)
     assert stdout == " ".join(f"{i}-{j}" for i, j in expected) + "\n"
+
+
+def test_a_few_stdin_lines_do_not_import_torch(tiny_model_dir):
+    lines = ["Tengo hambre.", "", "¿Dónde está el perro?", "No."]
+    stdout = cli_stdout_without_torch(["translate", "--model", tiny_model_dir], stdin="\n".join(lines) + "\n")
+    expected = list(Translator.load(tiny_model_dir, threads=1).translate_stream(lines))
+    assert stdout == "\n".join(expected) + "\n"
+
+
+def test_few_and_many_stdin_lines_translate_alike(run_cli, tiny_model_dir):
+    """32 lines go through NumPy, 33 through torch: the first 32 outputs are the same."""
+    from attncli.cli import FEW_STDIN_LINES
+
+    lines = (SENTENCES * 10)[:FEW_STDIN_LINES + 1]
+    few = run_cli(["translate", "-m", tiny_model_dir], stdin=("\n".join(lines[:-1]) + "\n").encode())
+    many = run_cli(["translate", "-m", tiny_model_dir], stdin=("\n".join(lines) + "\n").encode())
+    assert few.exit_code == many.exit_code == 0
+    assert few.stdout.splitlines() == many.stdout.splitlines()[:-1]
+    assert len(many.stdout.splitlines()) == FEW_STDIN_LINES + 1
