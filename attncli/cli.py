@@ -192,7 +192,7 @@ def translate(
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
-    threads: Annotated[int, typer.Option(help="CPU threads for stdin (0: all cores).")] = 0,
+    threads: Annotated[int, typer.Option(help="CPU threads for stdin of more than 32 lines, which torch translates (0: all cores).")] = 0,
     precision: PrecisionOption = Precision.int8,
 ) -> None:
     """Translate SENTENCE, or each line of stdin: one output line per input line, in order.
