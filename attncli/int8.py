@@ -60,13 +60,13 @@ class Int8Linear:
         self.int8_weight, self.weight_scale = quantize_rows(weight)              # (out, in), (out,)
         self.bias = None if bias is None else bias.detach().float().clone()
         self.zero_points = torch.zeros(self.weight_scale.shape, dtype=torch.long)   # symmetric weights
-        exact_dtype = torch.float32 if weight.size(1) <= EXACT_FLOAT32_INPUTS else torch.float64
-        self.integer_weight_t = self.int8_weight.to(exact_dtype).t().contiguous()    # (in, out), for the emulation
         self.packed = _onednn_prepack(self.int8_weight)                          # None where unavailable
         if self.packed is not None and not self._onednn_agrees():
             self.packed = None
-        if self.packed is not None:
-            self.integer_weight_t = None                                         # not needed: free it
+        self.integer_weight_t: Tensor | None = None                              # (in, out), for the emulation
+        if self.packed is None:
+            exact_dtype = torch.float32 if weight.size(1) <= EXACT_FLOAT32_INPUTS else torch.float64
+            self.integer_weight_t = self.int8_weight.to(exact_dtype).t().contiguous()
 
     def __call__(self, x: Tensor) -> Tensor:
         """x (rows, in) in [-1, 1] -> (rows, out) float32."""

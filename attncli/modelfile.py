@@ -9,6 +9,7 @@ the file holds. Saving builds the folder beside the target and renames it into p
 from __future__ import annotations
 
 import errno
+import glob
 import hashlib
 import json
 import math
@@ -120,14 +121,10 @@ def remove_stale_work_dirs(target: Path) -> None:
     """Remove `.NAME.tmp-PID` / `.NAME.old-PID` folders beside `target` left by a process that
     was killed mid-save (SIGKILL, out of memory, power loss): one whose PID no longer runs.
     Folders of a live process (perhaps another save in progress) are left alone."""
-    for leftover in target.parent.glob(f".{glob_escape(target.name)}.*-*"):
+    for leftover in target.parent.glob(f".{glob.escape(target.name)}.*-*"):
         kind, _, pid = leftover.name[len(target.name) + 2:].partition("-")
         if kind in ("tmp", "old") and pid.isdigit() and leftover.is_dir() and not _process_alive(int(pid)):
             shutil.rmtree(leftover, ignore_errors=True)
-
-
-def glob_escape(name: str) -> str:
-    return "".join(f"[{char}]" if char in "*?[" else char for char in name)
 
 
 def _process_alive(pid: int) -> bool:

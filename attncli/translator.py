@@ -6,6 +6,7 @@ This is the API the CLI, the tests and the benchmarks call.
 from __future__ import annotations
 
 import os
+from functools import cached_property
 from pathlib import Path
 from typing import Iterable, Iterator, Sequence
 
@@ -31,7 +32,12 @@ class Translator:
         self.info = loaded.info
         self.default_beam, self.default_length_penalty = search_defaults(self.info)
         self.link_defaults = read_link_defaults(self.info)
-        self.search_decoder = SearchDecoder(self.model.decoder, precision)   # the decoder steps of translation
+        self.precision = precision
+
+    @cached_property
+    def search_decoder(self) -> SearchDecoder:
+        """The decoder steps of translation, built on first use (`align` with targets needs none)."""
+        return SearchDecoder(self.model.decoder, self.precision)
 
     @classmethod
     def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0,
