@@ -1,8 +1,10 @@
-"""Shared fixtures: a tiny model trained in seconds on a slice of Tatoeba es-en."""
+"""Shared fixtures (a tiny model trained in seconds on a slice of Tatoeba es-en) and helpers that
+several test files use: the one-line user-error check and a reader for printed tables."""
 
 from __future__ import annotations
 
 import io
+import re
 import sys
 from pathlib import Path
 
@@ -65,3 +67,32 @@ def run_cli(capsys, monkeypatch):
         return CliResult(code, captured.out, captured.err)
 
     return invoke
+
+
+def assert_one_line_error(result: CliResult, *words: str, code: int | None = None, stdout: str | None = "") -> None:
+    """A user error: exit status `code` (any failure when None), `stdout` on stdout (unchecked when
+    None), and on stderr exactly one line `attncli: error: ...` that names every one of `words`."""
+    if code is None:
+        assert result.exit_code not in (0, None), (result.exit_code, result.stdout, result.stderr)
+    else:
+        assert result.exit_code == code, (result.exit_code, result.stderr)
+    if stdout is not None:
+        assert result.stdout == stdout, result.stdout
+    assert "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.startswith("attncli: error: ") and result.stderr.endswith("\n"), result.stderr
+    assert result.stderr.count("\n") == 1, result.stderr
+    for word in words:
+        assert word in result.stderr, (word, result.stderr)
+
+
+def table_cells(text: str) -> tuple[list[str], list[list[str]]]:
+    """The one rich table printed in `text` (plain, no colours): its header cells and its body rows,
+    each a list of cell texts without padding. Header lines are drawn with ┃, body lines with │."""
+    header = [_cells(line, "┃") for line in text.splitlines() if line.startswith("┃")]
+    rows = [_cells(line, "│") for line in text.splitlines() if line.startswith("│")]
+    assert len(header) == 1, text
+    return header[0], rows
+
+
+def _cells(line: str, bar: str) -> list[str]:
+    return [cell.strip() for cell in re.split(re.escape(bar), line)[1:-1]]
