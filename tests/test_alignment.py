@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from conftest import assert_one_line_error
 
 from attncli.alignment import merge_pieces, parse_pharaoh, score_alignments, word_alignment
 from attncli.errors import CorpusError
@@ -48,13 +49,17 @@ def test_merge_sums_source_pieces_and_averages_target_pieces():
 
 
 def test_links_take_the_strongest_source_word_and_respect_min_weight():
-    pieces = np.array([[0.7, 0.2, 0.1], [0.35, 0.4, 0.25], [0.1, 0.1, 0.8]])  # last row: EOS prediction
+    pieces = np.array([[0.7, 0.2, 0.1], [0.35, 0.4, 0.25], [0.3, 0.1, 0.6]])  # last row: EOS prediction
     alignment = word_alignment(["a", "b"], ["x", "y"], ["▁a", "▁b"], ["▁x", "▁y"], [0, 1], [0, 1], pieces, 0.0)
     assert alignment.links() == [(0, 0), (1, 1)]
     assert alignment.links(min_weight=0.5) == [(0, 0)]
+    # Shift 1 explains each word by the next row: x by [0.35, 0.4] (b), y by the EOS row [0.3, 0.1] (a).
+    # links() are sorted (source, target) pairs.
     shifted = word_alignment(["a", "b"], ["x", "y"], ["▁a", "▁b"], ["▁x", "▁y"], [0, 1], [0, 1], pieces, 0.0,
                              attention_shift=1)
-    assert shifted.links() == [(1, 0), (0, 1)] or shifted.links() == [(0, 1), (1, 0)]
+    np.testing.assert_allclose(shifted.word_weights, pieces[1:], rtol=1e-6)
+    assert shifted.links() == [(0, 1), (1, 0)]
+    assert shifted.links(min_weight=0.35) == [(1, 0)]
 
 
 def test_alignment_of_a_real_model_maps_every_word(translator):
@@ -104,6 +109,4 @@ def test_malformed_link_settings_are_one_clear_error(run_cli, tiny_model_dir, tm
     document = json.loads((model / "config.json").read_text())
     document["info"]["alignment_links"] = {"min_weight": "high", "mutual": True, "attention_shift": 0}
     (model / "config.json").write_text(json.dumps(document))
-    result = run_cli(["inspect", "alignment", "Hola.", "-m", model])
-    assert result.exit_code == 1
-    assert "alignment_links" in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(run_cli(["inspect", "alignment", "Hola.", "-m", model]), "alignment_links", code=1)

@@ -10,7 +10,7 @@ import torch
 from attncli.modelfile import load_model
 from attncli.training import train
 
-from conftest import TINY
+from conftest import TINY, assert_one_line_error
 
 
 def test_init_from_starts_at_the_models_weights_and_keeps_its_vocabulary(tmp_path, tiny_model_dir, corpus_files):
@@ -33,7 +33,5 @@ def test_init_from_starts_at_the_models_weights_and_keeps_its_vocabulary(tmp_pat
 def test_init_from_an_unknown_model_is_one_clear_error(run_cli, tmp_path, corpus_files):
     result = run_cli(["train", corpus_files[0], "--dev", corpus_files[1], "--out", tmp_path / "m",
                       "--init-from", "no-such-model"])
-    assert result.exit_code == 1
-    assert result.stderr.startswith("attncli: error: unknown model 'no-such-model'")
-    assert len(result.stderr.strip().splitlines()) == 1
+    assert_one_line_error(result, "attncli: error: unknown model 'no-such-model'", code=1)
     assert not (tmp_path / "m").exists()
