@@ -38,13 +38,37 @@ def test_parameter_shapes_match_a_built_model(layers, input_feeding, tied):
     assert config.parameter_shapes() == built
 
 
-def test_model_folder_holds_no_pickle(tiny_model_dir):
+def test_model_folder_holds_no_pickle(tiny_model_dir, monkeypatch):
+    """Each file is read whole by a parser of a format that holds no code, and loading the folder
+    never calls an unpickler."""
+    import sentencepiece
+
     names = sorted(os.listdir(tiny_model_dir))
     assert names == ["config.json", "model.safetensors", "spm.model"]
-    for name in names:
-        head = (tiny_model_dir / name).read_bytes()[:4]
-        assert not head.startswith(b"\x80") and not head.startswith(b"PK\x03\x04")
-    json.loads((tiny_model_dir / "config.json").read_text())
+    config = json.loads((tiny_model_dir / "config.json").read_text())
+    assert config["format"] == "attncli-model"
+    # model.safetensors: an 8-byte header size, a JSON header, then the tensors' bytes back to back, nothing else
+    data = (tiny_model_dir / "model.safetensors").read_bytes()
+    header_size = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8: 8 + header_size])
+    tensors = {name: entry for name, entry in header.items() if name != "__metadata__"}
+    spans = sorted(entry["data_offsets"] for entry in tensors.values())
+    assert spans[0][0] == 0 and all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
+    assert 8 + header_size + spans[-1][1] == len(data)
+    assert {entry["dtype"] for entry in tensors.values()} <= {"F32", "F16", "BF16"}
+    # spm.model: a SentencePiece protobuf of the configured vocabulary
+    spm = sentencepiece.SentencePieceProcessor(model_proto=(tiny_model_dir / "spm.model").read_bytes())
+    assert spm.get_piece_size() == config["model"]["src_vocab_size"] == config["model"]["tgt_vocab_size"]
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("a model folder was unpickled")
+
+    for name in ("load", "loads", "Unpickler"):
+        monkeypatch.setattr(pickle, name, refuse)
+    monkeypatch.setattr(torch, "load", refuse)
+    loaded = load_model(tiny_model_dir)
+    state = loaded.model.state_dict()
+    assert set(tensors) <= set(state) and all(list(state[name].shape) == tensors[name]["shape"] for name in tensors)
 
 
 @pytest.fixture
