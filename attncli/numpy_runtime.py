@@ -54,19 +54,20 @@ class FloatWeights:
 
 
 class Int8Weights:
-    """int8.Int8Linear's formula for x in [-1, 1]: exact integer sums (as float32), then scaled."""
+    """int8.Int8Linear's formula for x in [-1, 1]: exact integer sums (as float32) · s + bias."""
 
     def __init__(self, weight: np.ndarray, bias: np.ndarray | None) -> None:
         scale = np.maximum(np.abs(weight).max(axis=1), np.float32(1e-12)) / np.float32(LEVELS)
         exact = np.float32 if weight.shape[1] <= EXACT_FLOAT32_INPUTS else np.float64
         integers = np.clip(np.rint(weight / scale[:, None]), -LEVELS, LEVELS)
         self.integer_weight_t = np.ascontiguousarray(integers.T, dtype=exact)   # (in, out)
-        self.scale, self.bias = scale, bias
+        self.row_scale = scale * np.float32(1.0 / LEVELS)                        # (out,): s
+        self.bias = bias
 
     def __call__(self, x: np.ndarray) -> np.ndarray:
         levels = np.rint(x * np.float32(LEVELS)).astype(self.integer_weight_t.dtype)
         sums = (levels @ self.integer_weight_t).astype(np.float32)              # exact integer sums
-        out = sums * np.float32(1.0 / LEVELS) * self.scale
+        out = sums * self.row_scale
         return out if self.bias is None else out + self.bias
 
 

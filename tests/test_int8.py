@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from attncli.config import ModelConfig
-from attncli.int8 import FloatLinear, Int8Linear, cpu_has_vnni
+from attncli.int8 import KERNELS, FloatLinear, Int8Linear, exact_sums, int8_kernel
 from attncli.model import Seq2Seq
 from attncli.numpy_runtime import Int8Weights
 from attncli.search import top_log_probs, top_log_probs_by_rows
@@ -44,13 +44,54 @@ def test_int8_linear_row_does_not_depend_on_its_batch(layer):
     assert torch.equal(linear(changed)[1:], together[1:])
 
 
-def test_fast_path_equals_its_float32_emulation(layer):
+def reference(linear: Int8Linear, inputs: torch.Tensor) -> torch.Tensor:
+    """The module's formula computed independently: float64 integer sums, float32 s, then bias."""
+    sums = exact_sums(torch.round(inputs * 127.0), linear.int8_weight)
+    return sums * linear.row_scale + linear.bias if linear.bias is not None else sums * linear.row_scale
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_every_kernel_computes_the_reference_exactly(layer, with_bias):
+    """Whichever kernel this CPU gets (oneDNN's VNNI or AMX product, or the emulation), the
+    result is the reference formula bit for bit; which one runs is a benchmark's report."""
+    weight, bias, inputs = layer
+    linear = Int8Linear(weight, bias if with_bias else None)
+    assert linear.kernel in KERNELS
+    assert torch.equal(linear(inputs), reference(linear, inputs))
+
+
+def test_emulation_computes_the_reference_exactly(layer, monkeypatch):
+    """The fall-back every CPU can take, forced here even where oneDNN runs."""
+    monkeypatch.setattr("attncli.int8._onednn_prepack", lambda weight: None)
     weight, bias, inputs = layer
     linear = Int8Linear(weight, bias)
-    if not cpu_has_vnni() or not torch.backends.mkldnn.is_available():
-        pytest.skip("no VNNI or no oneDNN on this machine: only the emulation runs")
-    assert linear.packed is not None, "oneDNN's int8 product failed its probe on a VNNI CPU"
-    assert torch.equal(linear(inputs), linear._emulated(torch.round(inputs * 127.0), linear.int8_weight.double().t()))
+    assert linear.kernel == "emulated"
+    assert torch.equal(linear(inputs), reference(linear, inputs))
+
+
+@pytest.mark.parametrize("wrong_when, expected_kernel", [
+    ({"fused"}, "onednn-sums+bias"), ({"fused", "unfused"}, "emulated"), (set(), "onednn")])
+def test_a_kernel_that_rounds_differently_is_not_taken(layer, monkeypatch, wrong_when, expected_kernel):
+    """A oneDNN product one unit in the last place off (as AMX kernels were with the former
+    scaling) fails the probe; search takes the next exact kernel, never a differing one. oneDNN
+    is replaced by a stand-in here, so this holds on every CPU."""
+    weight, bias, inputs = layer
+
+    def stand_in(self, levels, fuse_bias):
+        result = self._scale(exact_sums(levels, self.int8_weight))
+        if ("fused" if fuse_bias else "unfused") in wrong_when:
+            return torch.nextafter(result, torch.full_like(result, float("inf")))
+        return result
+
+    monkeypatch.setattr("attncli.int8._onednn_prepack", lambda weight: "packed")
+    monkeypatch.setattr(Int8Linear, "_onednn", stand_in)
+    linear = Int8Linear(weight, bias)
+    assert linear.kernel == expected_kernel
+    assert torch.equal(linear(inputs), reference(linear, inputs))
+
+
+def test_int8_kernel_report():
+    assert int8_kernel() in KERNELS
 
 
 def test_numpy_int8_weights_equal_torch(layer):
@@ -92,7 +133,7 @@ def test_wide_inputs_sum_exactly_in_float64():
     torch.manual_seed(2)
     weight, inputs = torch.randn(8, 1500), torch.tanh(torch.randn(3, 1500) * 3)
     linear = Int8Linear(weight, None)
-    exact = (torch.round(inputs * 127.0).double() @ linear.int8_weight.double().t()).float() * (1.0 / 127.0) * linear.weight_scale
+    exact = (torch.round(inputs * 127.0).double() @ linear.int8_weight.double().t()).float() * linear.row_scale
     torch.testing.assert_close(linear(inputs), exact, rtol=0, atol=0)
     np.testing.assert_array_equal(Int8Weights(weight.numpy(), None)(inputs.numpy()), linear(inputs).numpy())
 
