@@ -16,6 +16,7 @@ is unpickled: a damaged or hostile state is refused with a ModelFileError.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import os
@@ -29,7 +30,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
-from .modelfile import _fsync_file, _write_bytes, atomic_dir, read_json_document
+from .modelfile import fsync_file, write_bytes, atomic_dir, read_json_document
 from .tokenizer import Tokenizer
 
 STATE_FORMAT = "attncli-train-state"
@@ -45,23 +46,42 @@ RESUMABLE_CHANGES = ("threads", "max_minutes")
 
 
 @dataclass
-class TrainState:
-    """A run stopped after `step` updates: `batches_done` batches of epoch `epoch` are trained.
+class BestScores:
+    """The best validation so far (dev BLEU first, then dev loss) and its update."""
+
+    bleu: float = -1.0
+    chrf: float = 0.0
+    loss: float = math.inf
+    step: int = 0
+
+
+@dataclass
+class Progress:
+    """Where a run stands: `batches_done` batches of epoch `epoch` are trained, `step` updates in all.
 
     The actions that follow an update (validation, the time limit) may still be due at that
-    point; a validation already recorded in `history` for `step` is not repeated.
+    point; a validation already recorded in `history` for `step` is not repeated. Saved in
+    state.json field by field; with the tensors of TrainState it is everything --resume restores.
     """
+
+    epoch: int = 1
+    batches_done: int = 0
+    step: int = 0
+    lr_scale: float = 1.0
+    bad_validations: int = 0
+    best: BestScores = field(default_factory=BestScores)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    elapsed_s: float = 0.0
+    precision: str = "float32"          # training arithmetic, resolved (training_precision.py)
+
+
+@dataclass
+class TrainState:
+    """A stopped run: its progress, the tensors it cannot be rebuilt without, and what it was run on."""
 
     fingerprint: dict[str, Any]
     model_config: dict[str, Any]
-    epoch: int
-    batches_done: int
-    step: int
-    lr_scale: float
-    bad_validations: int
-    best: dict[str, float]               # bleu, chrf, loss, step
-    history: list[dict[str, Any]]
-    elapsed_s: float
+    progress: Progress
     model_state: dict[str, torch.Tensor]
     optimizer_state: dict[int, dict[str, torch.Tensor]]
     torch_rng: torch.Tensor
@@ -133,19 +153,18 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
             for name, tensor in best.items():
                 tensors[f"best.{number}.{name}"] = tensor.detach().float().clone().contiguous()
         save_file(tensors, str(build / TENSORS_FILE), metadata={"format": STATE_FORMAT})
-        _fsync_file(build / TENSORS_FILE)
-        _write_bytes(build / SRC_SPM_FILE, state.src_spm)
-        _write_bytes(build / TGT_SPM_FILE, state.tgt_spm)
-        best = dict(state.best, loss=None if math.isinf(state.best["loss"]) else state.best["loss"])
+        fsync_file(build / TENSORS_FILE)
+        write_bytes(build / SRC_SPM_FILE, state.src_spm)
+        write_bytes(build / TGT_SPM_FILE, state.tgt_spm)
+        progress = dataclasses.asdict(state.progress)
+        if math.isinf(state.progress.best.loss):
+            progress["best"]["loss"] = None
         document = {
             "format": STATE_FORMAT, "format_version": STATE_VERSION,
-            "fingerprint": state.fingerprint, "model": state.model_config,
-            "epoch": state.epoch, "batches_done": state.batches_done, "step": state.step,
-            "lr_scale": state.lr_scale, "bad_validations": state.bad_validations, "best": best,
-            "history": state.history, "elapsed_s": state.elapsed_s, "best_states": len(state.best_states),
-            "optimizer_params": sorted(state.optimizer_state),
+            "fingerprint": state.fingerprint, "model": state.model_config, **progress,
+            "best_states": len(state.best_states), "optimizer_params": sorted(state.optimizer_state),
         }
-        _write_bytes(build / JSON_FILE, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode())
+        write_bytes(build / JSON_FILE, (json.dumps(document, indent=1, ensure_ascii=False) + "\n").encode())
     return Path(directory)
 
 
@@ -233,14 +252,18 @@ def load_train_state(directory: Path | str) -> TrainState:
     def prefixed(prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
 
-    return TrainState(
-        fingerprint=_need(document, "fingerprint", dict, json_path), model_config=config.to_dict(),
+    precision = document.get("precision", "float32")      # states saved before it was recorded
+    if precision not in ("float32", "bfloat16"):
+        raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
+    progress = Progress(
         epoch=counts["epoch"], batches_done=counts["batches_done"], step=counts["step"],
         lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
         bad_validations=counts["bad_validations"],
-        best={"bleu": float(best["bleu"]), "chrf": float(best["chrf"]), "step": int(best["step"]),
-              "loss": math.inf if best["loss"] is None else float(best["loss"])},
-        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)),
+        best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
+                        loss=math.inf if best["loss"] is None else float(best["loss"])),
+        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision)
+    return TrainState(
+        fingerprint=_need(document, "fingerprint", dict, json_path), model_config=config.to_dict(), progress=progress,
         model_state=prefixed("model."),
         optimizer_state={index: prefixed(f"optimizer.{index}.") for index in optimizer_params},
         torch_rng=rng, src_spm=(directory / SRC_SPM_FILE).read_bytes(), tgt_spm=(directory / TGT_SPM_FILE).read_bytes(),

@@ -20,7 +20,7 @@ from typing import Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
-from .config import DECODE_BATCH_TOKENS, TrainConfig
+from .config import DECODE_BATCH_TOKENS, TRAIN_PRECISIONS, TrainConfig
 from .errors import AttncliError, CorpusError, OptionError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
@@ -42,6 +42,9 @@ class Precision(str, Enum):
 PrecisionOption = Annotated[Precision, typer.Option(
     help="Arithmetic of the decoder's recurrent and output products in search: int8 (fixed scale, "
          "~1.6x faster, dev BLEU within 0.05 of float32) or float32.")]
+
+
+TrainPrecision = Enum("TrainPrecision", {name: name for name in TRAIN_PRECISIONS}, type=str)
 
 
 class OutputFormat(str, Enum):
@@ -121,11 +124,11 @@ def train(
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = DEFAULTS.label_smoothing,
     clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = DEFAULTS.clip_norm,
     max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = DEFAULTS.max_len,
-    beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = DEFAULTS.beam_size,
+    beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = DEFAULTS.beam,
     length_penalty: Annotated[float, typer.Option(help="Default length normalisation exponent stored with the model.")] = DEFAULTS.length_penalty,
     average_last: Annotated[int, typer.Option(help="Average the weights of the last N best checkpoints at the end.")] = DEFAULTS.average_last,
-    bf16: Annotated[bool, typer.Option(help="bfloat16 autocast (slower on most CPUs; measured in benchmarks/).")] = DEFAULTS.bf16,
-    fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = DEFAULTS.save_fp16,
+    train_precision: Annotated[TrainPrecision, typer.Option(help="Training arithmetic: auto (bfloat16 on CPUs with AMX, else float32), float32, or bfloat16 (matrix products; float32 weights and loss).")] = TrainPrecision(DEFAULTS.train_precision),
+    fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = DEFAULTS.fp16_weights,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = DEFAULTS.seed,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
@@ -141,21 +144,10 @@ def train(
     with reported_errors():
         from .training import TrainingInterrupted, train as run_training
 
-        config = TrainConfig(
-            vocab_size=vocab_size, joint_vocab=joint_vocab, embed_size=embed_size, hidden_size=hidden_size,
-            encoder_layers=encoder_layers, decoder_layers=decoder_layers, dropout=dropout,
-            input_feeding=input_feeding, tied_output=tied_output, batch_tokens=batch_tokens,
-            learning_rate=learning_rate, warmup_steps=warmup_steps, lr_decay=lr_decay,
-            label_smoothing=label_smoothing, clip_norm=clip_norm, epochs=epochs, max_minutes=max_minutes,
-            patience=patience, valid_every=valid_every, max_len=max_len, beam_size=beam,
-            length_penalty=length_penalty, average_last=average_last, guide_weight=guide_weight, bf16=bf16, seed=seed,
-            threads=threads, save_fp16=fp16_weights)
-        config.validate()
+        options = dict(locals())                 # every TrainConfig field is an option of the same name
+        options["train_precision"] = train_precision.value
+        config = TrainConfig(**{field: options[field] for field in TrainConfig.__dataclass_fields__})
         out_dir = out or Path("models") / corpus.stem
-        if out_dir.exists() and not out_dir.is_dir():
-            raise OptionError(f"--out {out_dir}: is a file, not a model folder.")
-        if out_dir.exists() and not (out_dir / "config.json").is_file() and any(out_dir.iterdir()):
-            raise OptionError(f"--out {out_dir}: exists and is not a model folder; refusing to replace it.")
         from .progress import TrainingProgress
 
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)

@@ -24,6 +24,37 @@ DEFAULT_PRECISION = "int8"
 INT8_LEVELS = 127.0   # inputs in [-1, 1] are quantized to the integers round(127 x)
 EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 products stay exact
 
+# Arithmetic of training (training_precision.py): "auto" picks bfloat16 where the CPU has AMX
+# bfloat16 units, float32 elsewhere; float32 master weights and a float32 loss either way.
+TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
+
+# Sizes a model may have, as (low, high): checked for config.json (ModelConfig) and for the
+# options of `attncli train` (TrainConfig), so absurd sizes are refused before allocating.
+SIZE_LIMITS = {
+    "src_vocab_size": (8, 1_000_000),
+    "tgt_vocab_size": (8, 1_000_000),
+    "vocab_size": (32, 1_000_000),
+    "embed_size": (1, 8192),
+    "hidden_size": (2, 8192),
+    "encoder_layers": (1, 16),
+    "decoder_layers": (1, 16),
+}
+# The TrainConfig fields that are ModelConfig fields: the architecture a run builds.
+ARCHITECTURE_FIELDS = ("embed_size", "hidden_size", "encoder_layers", "decoder_layers", "dropout",
+                       "input_feeding", "tied_output")
+
+
+def option_name(field_name: str) -> str:
+    """The command-line option of a TrainConfig field: --field-name (the CLI uses these names)."""
+    return "--" + field_name.replace("_", "-")
+
+
+def check_size(name: str, value: Any, shown_as: str) -> None:
+    """Refuse a size outside SIZE_LIMITS; the message calls it `shown_as` (a field or an option)."""
+    low, high = SIZE_LIMITS[name]
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        raise OptionError(f"{shown_as} must be an integer from {low} to {high}, got {value!r}.")
+
 
 @dataclass(frozen=True)
 class ModelConfig:
@@ -45,18 +76,8 @@ class ModelConfig:
 
     def validate(self) -> None:
         """Refuse sizes that make no sense (or would allocate absurd memory) before building."""
-        limits = {
-            "src_vocab_size": (8, 1_000_000),
-            "tgt_vocab_size": (8, 1_000_000),
-            "embed_size": (1, 8192),
-            "hidden_size": (2, 8192),
-            "encoder_layers": (1, 16),
-            "decoder_layers": (1, 16),
-        }
-        for name, (low, high) in limits.items():
-            value = getattr(self, name)
-            if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
-                raise OptionError(f"{name} must be an integer from {low} to {high}, got {value!r}.")
+        for name in ("src_vocab_size", "tgt_vocab_size", "embed_size", "hidden_size", "encoder_layers", "decoder_layers"):
+            check_size(name, getattr(self, name), name)
         if self.hidden_size % 2:
             raise OptionError(f"hidden_size must be even (two encoder directions), got {self.hidden_size}.")
         if not 0.0 <= self.dropout < 1.0:
@@ -115,7 +136,11 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """One training run: tokenizer, optimisation and stopping. Defaults are the shipped recipe."""
+    """One training run: tokenizer, optimisation and stopping. Defaults are the shipped recipe.
+
+    Each field is the `attncli train` option of the same name (`option_name`), and every message
+    about a field names that option.
+    """
 
     vocab_size: int = 8000
     joint_vocab: bool = True
@@ -137,56 +162,56 @@ class TrainConfig:
     patience: int = 6                # validations without improvement before stopping
     valid_every: int = 0             # updates between validations; 0 = once per epoch
     max_len: int = 100               # longer training pairs (in pieces) are skipped
-    beam_size: int = 5               # beam used by translate by default (validation is greedy)
+    beam: int = 5                    # beam used by translate by default (validation is greedy)
     length_penalty: float = 1.0
     average_last: int = 1            # average the weights of the best N checkpoints
     guide_weight: float = 0.5        # weight of the guided-alignment term (only with guide alignments)
-    bf16: bool = False               # bfloat16 autocast for matrix products
+    train_precision: str = "auto"    # one of TRAIN_PRECISIONS
     seed: int = 1
     threads: int = 0                 # 0 = all cores
-    save_fp16: bool = True
+    fp16_weights: bool = True        # save the model's weights in float16
 
     def validate(self) -> None:
         """Check option values; the message names the CLI option."""
-        positive = ["vocab_size", "embed_size", "hidden_size", "encoder_layers", "decoder_layers",
-                    "batch_tokens", "epochs", "patience", "max_len", "beam_size", "average_last"]
-        for name in positive:
-            value = getattr(self, name)
-            if value < 1:
-                raise OptionError(f"--{name.replace('_', '-')} must be at least 1, got {value}.")
-        if self.vocab_size < 32:
-            raise OptionError(f"--vocab-size must be at least 32, got {self.vocab_size}.")
-        for name, high in [("vocab_size", 1_000_000), ("embed_size", 8192), ("hidden_size", 8192),
-                           ("encoder_layers", 16), ("decoder_layers", 16)]:   # ModelConfig's limits
-            if getattr(self, name) > high:
-                raise OptionError(f"--{name.replace('_', '-')} must be at most {high}, got {getattr(self, name)}.")
+        for name in ("vocab_size", "embed_size", "hidden_size", "encoder_layers", "decoder_layers"):
+            check_size(name, getattr(self, name), option_name(name))
+        for name in ("batch_tokens", "epochs", "patience", "max_len", "beam", "average_last"):
+            if getattr(self, name) < 1:
+                raise OptionError(f"{option_name(name)} must be at least 1, got {getattr(self, name)}.")
         if self.hidden_size % 2:
             raise OptionError(f"--hidden-size must be even, got {self.hidden_size}.")
-        for name in ["warmup_steps", "valid_every", "threads"]:
+        for name in ("warmup_steps", "valid_every", "threads"):
             if getattr(self, name) < 0:
-                raise OptionError(f"--{name.replace('_', '-')} must not be negative.")
-        if not 0.0 <= self.dropout < 1.0:
-            raise OptionError(f"--dropout must be in [0, 1), got {self.dropout}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise OptionError(f"--label-smoothing must be in [0, 1), got {self.label_smoothing}.")
-        if not 0.0 <= self.guide_weight <= 100.0:
-            raise OptionError(f"--guide-weight must be from 0 to 100, got {self.guide_weight}.")
-        for name in ["learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing", "dropout", "guide_weight"]:
+                raise OptionError(f"{option_name(name)} must not be negative.")
+        for name in ("learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing",
+                     "dropout", "guide_weight"):
             if not math.isfinite(getattr(self, name)):
-                raise OptionError(f"--{name.replace('_', '-')} must be a finite number, got {getattr(self, name)}.")
+                raise OptionError(f"{option_name(name)} must be a finite number, got {getattr(self, name)}.")
+        for name, low, high, closed in (("dropout", 0.0, 1.0, False), ("label_smoothing", 0.0, 1.0, False),
+                                        ("guide_weight", 0.0, 100.0, True)):
+            value = getattr(self, name)
+            if not (low <= value <= high if closed else low <= value < high):
+                raise OptionError(f"{option_name(name)} must be in [{low:g}, {high:g}{']' if closed else ')'}, got {value}.")
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise OptionError("--learning-rate and --clip-norm must be positive.")
         if not 0.0 < self.lr_decay <= 1.0:
             raise OptionError(f"--lr-decay must be in (0, 1], got {self.lr_decay}.")
         if self.max_minutes < 0:
             raise OptionError(f"--max-minutes must not be negative, got {self.max_minutes}.")
+        if self.train_precision not in TRAIN_PRECISIONS:
+            raise OptionError(f"--train-precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {self.train_precision!r}.")
         if self.tied_output and self.embed_size != self.hidden_size:
             raise OptionError("--tied-output needs --embed-size equal to --hidden-size.")
 
+    def model_config(self, src_vocab_size: int, tgt_vocab_size: int) -> ModelConfig:
+        """The architecture this run builds, for vocabularies of these sizes."""
+        architecture = {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
+        return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **architecture)
+
+    def adopting(self, architecture: ModelConfig, joint_vocab: bool) -> "TrainConfig":
+        """This config with the vocabulary and architecture of an existing model (fine-tuning)."""
+        sizes = {name: getattr(architecture, name) for name in ARCHITECTURE_FIELDS if name != "dropout"}
+        return dataclasses.replace(self, vocab_size=architecture.src_vocab_size, joint_vocab=joint_vocab, **sizes)
+
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        known = {field.name for field in dataclasses.fields(cls)}
-        return cls(**{key: value for key, value in data.items() if key in known})

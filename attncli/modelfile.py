@@ -64,12 +64,12 @@ class LoadedModel:
     info: dict[str, Any] = field(default_factory=dict)   # training summary and search defaults
 
 
-def _fsync_file(path: Path) -> None:
+def fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
 
 
-def _write_bytes(path: Path, data: bytes) -> None:
+def write_bytes(path: Path, data: bytes) -> None:
     with open(path, "wb") as handle:
         handle.write(data)
         handle.flush()
@@ -174,13 +174,13 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
         if model.config.tied_output:
             state.pop(TIED_KEY)
         save_file(state, str(build / WEIGHTS_FILE), metadata={"format": FORMAT})
-        _fsync_file(build / WEIGHTS_FILE)
+        fsync_file(build / WEIGHTS_FILE)
         joint = src_tokenizer.model_proto == tgt_tokenizer.model_proto
         if joint:
-            _write_bytes(build / JOINT_SPM_FILE, src_tokenizer.model_proto)
+            write_bytes(build / JOINT_SPM_FILE, src_tokenizer.model_proto)
         else:
-            _write_bytes(build / SRC_SPM_FILE, src_tokenizer.model_proto)
-            _write_bytes(build / TGT_SPM_FILE, tgt_tokenizer.model_proto)
+            write_bytes(build / SRC_SPM_FILE, src_tokenizer.model_proto)
+            write_bytes(build / TGT_SPM_FILE, tgt_tokenizer.model_proto)
         document = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -190,7 +190,7 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
             "weights_dtype": "float16" if fp16 else "float32",
             "info": info or {},
         }
-        _write_bytes(build / CONFIG_FILE, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        write_bytes(build / CONFIG_FILE, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
     return Path(directory)
 
 
@@ -206,7 +206,7 @@ def store_link_defaults(directory: Path | str, min_weight: float, mutual: bool, 
     document["info"] = info
     temporary = directory / f".{CONFIG_FILE}.tmp-{os.getpid()}"
     try:
-        _write_bytes(temporary, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
+        write_bytes(temporary, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
         os.replace(temporary, directory / CONFIG_FILE)
     finally:
         temporary.unlink(missing_ok=True)

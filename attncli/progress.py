@@ -44,14 +44,14 @@ class TrainingProgress:
                 self.last_log = event.elapsed_s
                 self.console.print(
                     f"  epoch {event.epoch} update {event.step}  loss {event.loss:.3f}  {event.tokens_per_s:,.0f} tok/s  "
-                    f"lr {event.learning_rate:.2g}  [{_clock(event.elapsed_s)}, left {_clock(event.seconds_left)}]",
+                    f"lr {event.learning_rate:.2g}  {event.precision}  [{_clock(event.elapsed_s)}, left {_clock(event.seconds_left)}]",
                     markup=False, highlight=False)
         elif event.kind == "step":
             fraction = event.elapsed_s / (event.elapsed_s + event.seconds_left) if event.seconds_left or event.elapsed_s else 0
             self.progress.update(
                 self.task, description=f"epoch {event.epoch} update {event.step}", total=1000,
                 completed=int(1000 * fraction), left=_clock(event.seconds_left),
-                stats=f"loss {event.loss:.3f}  {event.tokens_per_s:,.0f} tok/s  lr {event.learning_rate:.2g}")
+                stats=f"loss {event.loss:.3f}  {event.tokens_per_s:,.0f} tok/s  lr {event.learning_rate:.2g}  {event.precision}")
         elif event.kind == "validation":
             mark = "*" if event.improved else " "
             self.console.print(

@@ -5,9 +5,11 @@ Prints a markdown table on stdout (figure | attncli | JoeyNMT | ratio); progress
     .venv/bin/python benchmarks/throughput.py --model models/es-en --minutes 15 --json bench.json
 
 Figures:
+- machine: the CPU, its AVX-512/AMX flags, and the paths attncli takes on it (int8 kernel,
+  training precision of `auto`), printed above the table.
 - training: target tokens/s (real tokens incl. EOS, no padding) over `--updates` updates after
-  `--warmup` updates, the loop of `attncli.training.train` on the shuffled corpus, without and
-  with input feeding; JoeyNMT: `joey_train_tokens_per_s` of the peer harness's run.sh, which
+  `--warmup` updates of `attncli.training.train_step` on the shuffled corpus: in the default
+  precision (`auto`), in float32 and in bfloat16, and with input feeding; JoeyNMT: `joey_train_tokens_per_s` of the peer harness's run.sh, which
   trains for `--minutes` (validation disabled so the budget goes to training).
 - equal time: `attncli train` with its default settings (JoeyNMT's architecture) for `--minutes`
   too; the dev BLEU/chrF (beam 5) of each tool's model, and the beam-5 speed of both models:
@@ -42,6 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+from attncli.hardware import format_machine_report  # no torch import
 CORPUS = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
 JOEY_DIR = ROOT.parent / "shared" / "peers" / "joey"
 DEFAULT_JOEY_VENV = Path.home() / ".cache" / "attncli-peers" / "joey-venv"
@@ -153,7 +156,7 @@ def worker_encode(spec: dict) -> dict:
     """Train the joint SentencePiece model and encode the corpus as `attncli train` does; save the ids."""
     from attncli.config import TrainConfig
     from attncli.corpus import read_pairs
-    from attncli.training import encode_corpus, train_tokenizers
+    from attncli.training_data import encode_corpus, train_tokenizers
 
     config = TrainConfig(vocab_size=spec["vocab_size"], seed=spec["seed"])
     pairs = read_pairs(spec["train"])
@@ -166,23 +169,23 @@ def worker_encode(spec: dict) -> dict:
 
 
 def worker_train(spec: dict) -> dict:
-    """Target tokens/s of `attncli.training.train`'s update loop over `updates` updates after `warmup`."""
+    """Target tokens/s of `attncli.training.train_step`, the update of `attncli train`, over
+    `updates` updates after `warmup`, in the training precision `spec["precision"]`."""
     import torch
 
     from attncli.batch import bucketed_batches, make_batch
-    from attncli.config import ModelConfig, TrainConfig
+    from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
-    from attncli.training import sequence_loss, set_seed
+    from attncli.training import set_seed, train_step
+    from attncli.training_precision import resolve_train_precision
 
     data = json.loads(Path(spec["data"]).read_text())
-    config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"])
+    config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"],
+                         train_precision=spec.get("precision", "auto"))
+    precision = resolve_train_precision(config.train_precision)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
-    model = Seq2Seq(ModelConfig(
-        src_vocab_size=data["vocab_size"], tgt_vocab_size=data["vocab_size"], embed_size=config.embed_size,
-        hidden_size=config.hidden_size, encoder_layers=config.encoder_layers,
-        decoder_layers=config.decoder_layers, dropout=config.dropout,
-        input_feeding=config.input_feeding, tied_output=config.tied_output))
+    model = Seq2Seq(config.model_config(data["vocab_size"], data["vocab_size"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     src, tgt = data["src"], data["tgt"]
     batches = bucketed_batches([len(s) for s in src], [len(t) for t in tgt], config.batch_tokens,
@@ -196,21 +199,25 @@ def worker_train(spec: dict) -> dict:
             start = time.perf_counter()
         indices = batches[step % len(batches)]
         batch = make_batch([src[i] for i in indices], [tgt[i] for i in indices])
-        for group in optimizer.param_groups:   # the warm-up schedule of train(), for fidelity
-            group["lr"] = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=config.bf16):
-            loss, batch_tokens = sequence_loss(model, batch, config.label_smoothing)
-        optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-        optimizer.step()
-        float(loss.detach())                   # train() reads the loss every step
+        learning_rate = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)   # train()'s warm-up
+        loss, batch_tokens = train_step(model, optimizer, batch, config, precision, learning_rate)
+        float(loss)                            # train() reads the loss every step
         tokens += batch_tokens
         sentences += len(indices)
     seconds = time.perf_counter() - start
     return {"updates": spec["updates"], "seconds": seconds, "target_tokens": tokens, "sentences": sentences,
-            "tokens_per_s": tokens / seconds, "batches_per_epoch": len(batches),
-            "parameters": model.num_parameters(), "final_loss": float(loss.detach())}
+            "tokens_per_s": tokens / seconds, "batches_per_epoch": len(batches), "precision": precision,
+            "parameters": model.num_parameters(), "final_loss": float(loss)}
+
+
+def worker_machine(spec: dict) -> dict:
+    """The CPU and the arithmetic attncli chooses on it (attncli.hardware.machine_report)."""
+    import torch
+
+    from attncli.hardware import machine_report
+
+    torch.set_num_threads(spec["threads"])
+    return machine_report()
 
 
 def worker_translate(spec: dict) -> dict:
@@ -243,7 +250,7 @@ def worker_translate(spec: dict) -> dict:
     return result
 
 
-WORKERS = {"encode": worker_encode, "train": worker_train, "translate": worker_translate}
+WORKERS = {"encode": worker_encode, "train": worker_train, "translate": worker_translate, "machine": worker_machine}
 
 
 # --------------------------------------------------------------------------------------------
@@ -257,14 +264,17 @@ def measure_attncli(args: argparse.Namespace, train_tsv: Path, test_tsv: Path, s
     log(f"attncli: SentencePiece ({args.vocab_size} pieces) and encoding {train_tsv}")
     figures["encode"], _ = run_worker("encode", {"train": str(train_tsv), "vocab_size": args.vocab_size,
                                                  "seed": args.seed, "out": str(data)})
-    for name, feeding in (("train", False), ("train_input_feeding", True)):
-        log(f"attncli: training, input feeding {'on' if feeding else 'off'}: "
+    figures["machine"], _ = run_worker("machine", {"threads": args.threads})
+    log(f"attncli: machine: {format_machine_report(figures['machine'])}")
+    for name, feeding, precision in (("train", False, "auto"), ("train_float32", False, "float32"),
+                                     ("train_bfloat16", False, "bfloat16"), ("train_input_feeding", True, "auto")):
+        log(f"attncli: training ({precision}), input feeding {'on' if feeding else 'off'}: "
             f"{args.warmup} warm-up + {args.updates} measured updates")
         result, rss = run_worker("train", {"data": str(data), "input_feeding": feeding, "seed": args.seed,
                                            "threads": args.threads, "warmup": args.warmup,
-                                           "updates": args.updates})
+                                           "updates": args.updates, "precision": precision})
         figures[name] = dict(result, max_rss_mib=rss)
-        log(f"attncli: {result['tokens_per_s']:.0f} target tokens/s")
+        log(f"attncli: {result['tokens_per_s']:.0f} target tokens/s ({result['precision']})")
     data.unlink()
     figures["timed"] = measure_timed_training(args, train_tsv, test_tsv, work)
 
@@ -409,7 +419,11 @@ def table(attncli: dict | None, joey: dict | None, minutes: float) -> str:
     """The markdown table: figure | attncli | JoeyNMT | ratio (attncli / JoeyNMT)."""
     minutes = f"{minutes:g}"
     rows = [
-        ("training, target tokens/s ↑", get(attncli, "train", "tokens_per_s"),
+        (f"training (default precision: {get(attncli, 'train', 'precision')}), target tokens/s ↑",
+         get(attncli, "train", "tokens_per_s"), get(joey, "joey_train_tokens_per_s"), "{:,.0f}"),
+        ("training, `--train-precision float32`, target tokens/s ↑", get(attncli, "train_float32", "tokens_per_s"),
+         get(joey, "joey_train_tokens_per_s"), "{:,.0f}"),
+        ("training, `--train-precision bfloat16`, target tokens/s ↑", get(attncli, "train_bfloat16", "tokens_per_s"),
          get(joey, "joey_train_tokens_per_s"), "{:,.0f}"),
         ("training with input feeding, target tokens/s ↑", get(attncli, "train_input_feeding", "tokens_per_s"),
          get(joey, "joey_train_tokens_per_s"), "{:,.0f}"),
@@ -550,6 +564,8 @@ def main(argv: list[str] | None = None) -> None:
     if args.json:
         args.json.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
         log(f"raw figures written to {args.json}")
+    if get(attncli, "machine"):
+        print(f"Machine: {format_machine_report(attncli['machine'])}\n")
     print(table(attncli, joey, args.minutes))
     print("\n" + footnote(args, attncli, joey))
 

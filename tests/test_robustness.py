@@ -35,7 +35,7 @@ ES = "uno dos tres cuatro cinco seis siete ocho nueve diez once doce".split()
 EN = "one two three four five six seven eight nine ten eleven twelve".split()
 RUN = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=300, epochs=3,
                   warmup_steps=5, learning_rate=0.02, patience=10, threads=1, seed=5, valid_every=8,
-                  average_last=3, save_fp16=False)
+                  average_last=3, fp16_weights=False)
 RUN_OPTIONS = ["--vocab-size", "40", "--embed-size", "16", "--hidden-size", "16", "--dropout", "0.1",
                "--batch-tokens", "300", "--warmup-steps", "5", "--learning-rate", "0.02", "--patience", "10",
                "--threads", "1", "--seed", "5", "--valid-every", "8", "--average-last", "3", "--no-fp16-weights"]
