@@ -8,7 +8,6 @@ command line, 130 for Ctrl-C). Heavy imports (torch) happen inside commands so `
 from __future__ import annotations
 
 import io
-import itertools
 import json
 import signal
 import sys
@@ -199,33 +198,18 @@ def translate(
             raise OptionError(f"--threads must not be negative, got {threads}.")
         if sentence is not None and not sentence.strip():
             raise OptionError("the sentence is empty.")
+        from .translator import Translator
+
         if sentence is not None:
-            # One sentence: the NumPy runtime gives the same output without torch's second of import.
-            from .numpy_runtime import NumpyTranslator
-
-            typer.echo(NumpyTranslator.load(model, precision.value).translate(sentence, beam, length_penalty))
-            return
-        lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
-        first = list(itertools.islice(lines, FEW_STDIN_LINES + 1))
-        if len(first) <= FEW_STDIN_LINES:       # a few lines: NumPy, one by one, beats torch's start-up
-            from .numpy_runtime import NumpyTranslator
-
-            translator = NumpyTranslator.load(model, precision.value)
-            outputs = translator.translate_lines(first, beam, length_penalty, source_name="stdin")
+            translator = Translator.load(model, threads, precision.value, sentences=1)
+            outputs = translator.translate_stream([sentence], beam, length_penalty, batch_tokens)
         else:
-            from .translator import Translator
-
-            translator = Translator.load(model, threads, precision.value)
-            outputs = translator.translate_stream(itertools.chain(first, lines), beam, length_penalty, batch_tokens,
-                                                  source_name="stdin")
+            lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
+            translator, lines = Translator.for_lines(lines, model, threads, precision.value)
+            outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin")
         for output in outputs:
             sys.stdout.write(output + "\n")
         sys.stdout.flush()
-
-
-# Up to this many stdin lines are translated by the NumPy runtime (~25 ms a line with the shipped
-# model) instead of starting torch (~1.5 s, then ~650 lines/s): the same output, sooner.
-FEW_STDIN_LINES = 32
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -308,14 +292,9 @@ def inspect_alignment(
             raise OptionError("--save draws one sentence's table; it cannot be used with --file.")
         if save is not None and save.suffix.lower() not in (".svg", ".html"):
             raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
-        if file is not None:
-            from .translator import Translator
+        from .translator import Translator
 
-            translator = Translator.load(model)
-        else:   # one sentence: the NumPy runtime, the same numbers without torch's second of import
-            from .numpy_runtime import NumpyTranslator
-
-            translator = NumpyTranslator.load(model)
+        translator = Translator.load(model, sentences=None if file is not None else 1)
         tuned = translator.link_defaults       # what the model's links were tuned with, if anything
         min_weight = tuned.min_weight if min_weight is None else min_weight
         mutual = tuned.mutual if mutual is None else mutual

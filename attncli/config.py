@@ -44,6 +44,15 @@ ARCHITECTURE_FIELDS = ("embed_size", "hidden_size", "encoder_layers", "decoder_l
                        "input_feeding", "tied_output")
 
 
+MAX_BEAM = 100   # hypotheses per sentence in search; more only costs time
+
+
+def check_beam(beam: int) -> None:
+    """Refuse a beam size outside 1..MAX_BEAM (translate, evaluate, inspect and train's default)."""
+    if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= MAX_BEAM:
+        raise OptionError(f"--beam must be from 1 to {MAX_BEAM}, got {beam}.")
+
+
 def option_name(field_name: str) -> str:
     """The command-line option of a TrainConfig field: --field-name (the CLI uses these names)."""
     return "--" + field_name.replace("_", "-")
@@ -175,7 +184,8 @@ class TrainConfig:
         """Check option values; the message names the CLI option."""
         for name in ("vocab_size", "embed_size", "hidden_size", "encoder_layers", "decoder_layers"):
             check_size(name, getattr(self, name), option_name(name))
-        for name in ("batch_tokens", "epochs", "patience", "max_len", "beam", "average_last"):
+        check_beam(self.beam)
+        for name in ("batch_tokens", "epochs", "patience", "max_len", "average_last"):
             if getattr(self, name) < 1:
                 raise OptionError(f"{option_name(name)} must be at least 1, got {getattr(self, name)}.")
         if self.hidden_size % 2:

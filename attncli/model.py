@@ -1,8 +1,9 @@
 """The encoder-decoder: bidirectional LSTM encoder, LSTM decoder, Luong dot attention.
 
 Batch-first everywhere. `Seq2Seq.forward` is teacher-forced training/scoring over whole
-sequences; `encode` + `Decoder.step` define one step of decoding (the reference: search runs the
-same step through search_decoder.SearchDecoder, arranged for speed). Without input feeding the
+sequences, and the reference for decoding: search runs the same step, one position at a time,
+through search_decoder.SearchDecoder (arranged for speed; tests compare it with this forward at
+every position). Without input feeding the
 teacher-forced decoder runs the LSTM over the whole target in one call and attention as batched
 matrix products over all steps: no Python loop over time.
 """
@@ -145,20 +146,6 @@ class Decoder(nn.Module):
         attentional, weights = self.attention(query, encoded.memory, encoded.src_mask)
         attentional = attentional[:, 0]                                  # (batch, hidden)
         return attentional, DecoderState(h, c, attentional), weights[:, 0]
-
-    def step(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded) -> tuple[Tensor, DecoderState, Tensor]:
-        """Predict the next piece after `prev_ids` (batch,).
-
-        Returns log-probabilities (batch, vocab), the new state, attention weights (batch, src_len).
-        """
-        logits, state, weights = self.step_logits(prev_ids, state, encoded)
-        return torch.log_softmax(logits, dim=-1), state, weights
-
-    def step_logits(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded) -> tuple[Tensor, DecoderState, Tensor]:
-        """`step` with unnormalised scores (batch, vocab). Search runs the same step through
-        search_decoder.SearchDecoder, arranged for speed."""
-        attentional, state, weights = self._step(self.dropout(self.embed(prev_ids)), state, encoded)
-        return self.logits(attentional).float(), state, weights
 
 
 class Seq2Seq(nn.Module):

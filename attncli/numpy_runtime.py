@@ -13,16 +13,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterable, Iterator
+from typing import Sequence
 
 import numpy as np
 
-from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
-from .config import DEFAULT_PRECISION, EXACT_FLOAT32_INPUTS, INT8_LEVELS as LEVELS, PRECISIONS
-from .errors import InputError, OptionError
-from .modelfile import read_model_folder, read_weights, resolve_model_path, search_defaults
+from .config import DEFAULT_PRECISION, EXACT_FLOAT32_INPUTS, INT8_LEVELS as LEVELS
+from .modelfile import read_model_folder, read_weights
 from .scoring import length_limit, normalize
-from .tokenizer import BOS_ID, EOS_ID, encode_sentence
+from .tokenizer import BOS_ID, EOS_ID
+from .translator import Translator
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
@@ -81,14 +80,12 @@ class NumpySeq2Seq:
     """Inference-only twin of model.Seq2Seq over a state dict of float32 arrays."""
 
     def __init__(self, config, weights: dict[str, np.ndarray], precision: str = DEFAULT_PRECISION) -> None:
-        if precision not in PRECISIONS:
-            raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         self.config = config
         self.w = w = weights
         if config.tied_output:
             w["decoder.output.weight"] = weights["decoder.embed.weight"]
         # The decoder as search_decoder.SearchDecoder arranges it.
-        linear = Int8Weights if precision == "int8" else FloatWeights
+        linear = {"int8": Int8Weights, "float32": FloatWeights}[precision]
         embed = config.embed_size
         w_ih, w_hh, bias = self._lstm_params("decoder.rnn", 0)
         self.input_weight, self.input_bias = w_ih[:, :embed], bias              # the embedding part of layer 0
@@ -224,55 +221,22 @@ def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, len
     return max(finished, key=lambda hyp: hyp[0])[2]
 
 
-class NumpyTranslator:
-    """Translate single sentences with a model folder, torch-free (see the module docstring)."""
+class NumpyTranslator(Translator):
+    """A model folder run in NumPy, torch-free (see the module docstring); translator.Translator's API."""
+
+    runtime = "numpy"
 
     def __init__(self, directory: Path, precision: str = DEFAULT_PRECISION) -> None:
         folder = read_model_folder(directory)
-        self.src_tokenizer, self.tgt_tokenizer = folder.src_tokenizer, folder.tgt_tokenizer
+        super().__init__(folder.src_tokenizer, folder.tgt_tokenizer, folder.info, precision)
         self.weights = read_weights(folder, framework="numpy")
         self.model = NumpySeq2Seq(folder.config, self.weights, precision)      # search
         self.config = folder.config
-        self.default_beam, self.default_length_penalty = search_defaults(folder.info)
-        self.link_defaults = read_link_defaults(folder.info)
 
-    @classmethod
-    def load(cls, name_or_dir: str | Path, precision: str = DEFAULT_PRECISION) -> "NumpyTranslator":
-        return cls(resolve_model_path(name_or_dir), precision)
+    def search_ids(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
+                   batch_tokens: int) -> list[list[int] | None]:
+        return [None if ids is None else beam_search_one(self.model, ids + [EOS_ID], beam, alpha) for ids in encoded]
 
-    def translate(self, sentence: str, beam_size: int | None = None, length_penalty: float | None = None) -> str:
-        beam = self.default_beam if beam_size is None else beam_size
-        alpha = self.default_length_penalty if length_penalty is None else length_penalty
-        ids, _ = encode_sentence(self.src_tokenizer, sentence)
-        return self.tgt_tokenizer.decode(beam_search_one(self.model, ids + [EOS_ID], beam, alpha))
-
-    def translate_lines(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
-                        source_name: str | None = None) -> Iterator[str]:
-        """translator.Translator.translate_stream for a few lines, one at a time: one output per
-        line, "" for a blank one; a line that cannot be translated (too long) stops the stream
-        after the lines before it, with an error naming `source:line`."""
-        for number, line in enumerate(lines, start=1):
-            if not line.strip():
-                yield ""
-                continue
-            try:
-                output = self.translate(line, beam_size, length_penalty)
-            except InputError as exc:
-                raise InputError(f"{source_name}:{number}: {exc}" if source_name else str(exc)) from None
-            yield output
-
-    def align(self, source: str, target: str | None = None, beam_size: int | None = None,
-              attention_shift: int = 0) -> Alignment:
-        """translator.Translator.align for one sentence: the attention of the float32 model,
-        teacher-forced on `target` or on the model's own translation of `source`."""
-        src_ids, src_word_of_piece = encode_sentence(self.src_tokenizer, source)
-        if target is None:
-            beam = self.default_beam if beam_size is None else beam_size
-            pieces = beam_search_one(self.model, src_ids + [EOS_ID], beam, self.default_length_penalty)
-            tgt = own_translation(self.tgt_tokenizer, pieces)
-        else:
-            tgt = encode_target(self.tgt_tokenizer, target)
+    def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         float_model = NumpySeq2Seq(self.config, self.weights, "float32")       # the model's own arithmetic
-        weights, log_probs = float_model.teacher_forced(src_ids + [EOS_ID], tgt.ids)
-        return assemble_alignment(source, src_ids, src_word_of_piece, tgt, self.src_tokenizer, self.tgt_tokenizer,
-                                  weights, log_probs, attention_shift)
+        return [float_model.teacher_forced(src + [EOS_ID], tgt) for src, tgt in zip(sources, targets)]

@@ -24,7 +24,7 @@ from .model import Decoder, DecoderState, Encoded
 
 
 class SearchDecoder:
-    """Decoder.step + Decoder.logits for search; built once per loaded model and precision."""
+    """The decoder step and output layer of model.Decoder, for search; built once per loaded model and precision."""
 
     def __init__(self, decoder: Decoder, precision: str = DEFAULT_PRECISION) -> None:
         config = decoder.config

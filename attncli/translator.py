@@ -1,65 +1,108 @@
-"""Translator: a loaded model with its tokenizers behind `translate()` and `align()`.
+"""Translator: the one API for translating and explaining with a model, whatever runs it.
 
-This is the API the CLI, the tests and the benchmarks call.
+`Translator.load` picks the runtime, so callers (the CLI, tests, benchmarks) hold no runtime
+policy:
+- a few sentences (at most FEW_SENTENCES, e.g. one SENTENCE argument): numpy_runtime, the model's
+  arithmetic in NumPy, which skips torch's 1.1-1.5 s import (~25 ms a line with the shipped model);
+- more, or an unknown number: torch_runtime, length-sorted batches (~650 lines/s once started).
+Both give the same translations and attention (tests/test_numpy_runtime.py). What differs
+between them is only the runtime protocol below: `search_ids` and `teacher_forced`; encoding,
+decoding, blank lines, error positions and alignment assembly are shared here. This module
+imports neither torch nor NumPy.
 """
 
 from __future__ import annotations
 
-import os
-from functools import cached_property
+import itertools
 from pathlib import Path
-from typing import Iterable, Iterator, Sequence
-
-import torch
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
 
 from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
-from .batch import bucketed_batches, make_batch
-from .config import DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS
+from .config import DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_beam
 from .errors import InputError, OptionError
-from .modelfile import DEFAULT_MODEL, LoadedModel, load_model, resolve_model_path, search_defaults
-from .search import search, teacher_forced_attention
-from .search_decoder import SearchDecoder
-from .tokenizer import encode_sentence
+from .modelfile import DEFAULT_MODEL, resolve_model_path, search_defaults
+from .tokenizer import Tokenizer, encode_sentence
+
+if TYPE_CHECKING:
+    import numpy as np
+
+# Up to this many sentences are translated by the NumPy runtime (~25 ms a line with the shipped
+# model) instead of starting torch (~1.5 s, then ~650 lines/s): the same output, sooner.
+FEW_SENTENCES = 32
 
 
 class Translator:
-    """Translate and explain with one model."""
+    """Translate and explain with one model. Build it with `Translator.load`."""
 
-    def __init__(self, loaded: LoadedModel, precision: str = DEFAULT_PRECISION) -> None:
-        self.model = loaded.model
-        self.src_tokenizer = loaded.src_tokenizer
-        self.tgt_tokenizer = loaded.tgt_tokenizer
-        self.info = loaded.info
-        self.default_beam, self.default_length_penalty = search_defaults(self.info)
-        self.link_defaults = read_link_defaults(self.info)
+    runtime = ""                  # "numpy" or "torch", for reports
+
+    def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, info: dict[str, Any], precision: str) -> None:
+        self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
+        self.info = info
+        self.default_beam, self.default_length_penalty = search_defaults(info)
+        self.link_defaults = read_link_defaults(info)
         self.precision = precision
 
-    @cached_property
-    def search_decoder(self) -> SearchDecoder:
-        """The decoder steps of translation, built on first use (`align` with targets needs none)."""
-        return SearchDecoder(self.model.decoder, self.precision)
+    @staticmethod
+    def load(name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, precision: str = DEFAULT_PRECISION,
+             sentences: int | None = None) -> "Translator":
+        """Load a model by folder or shipped name, on the runtime that suits `sentences`.
 
-    @classmethod
-    def load(cls, name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0,
-             precision: str = DEFAULT_PRECISION) -> "Translator":
-        """Load a model by folder or shipped name; `threads` 0 means all cores (or $OMP_NUM_THREADS).
-
-        `precision` is the arithmetic of translation's recurrent and output products
-        (search_decoder.py): "int8" (the default, ~1.6x faster) or "float32"; it also makes the
-        translation that `align` explains when given no target. The attention that `align` shows
-        is always the float model's, teacher-forced.
+        `sentences`: how many sentences the caller will translate or align (None: many or
+        unknown). `threads` (0: all cores, or $OMP_NUM_THREADS) applies to the torch runtime.
+        `precision` is the arithmetic of search's recurrent and output products: "int8" (the
+        default, ~1.6x faster) or "float32". The attention that `align` shows is always the
+        float model's, teacher-forced.
         """
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")
         if precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
-        if threads or not os.environ.get("OMP_NUM_THREADS"):
-            torch.set_num_threads(threads or os.cpu_count() or 1)
-        return cls(load_model(resolve_model_path(name_or_dir)), precision)
+        directory = resolve_model_path(name_or_dir)
+        if sentences is not None and sentences <= FEW_SENTENCES:
+            from .numpy_runtime import NumpyTranslator
+
+            return NumpyTranslator(directory, precision)
+        from .torch_runtime import TorchTranslator
+
+        return TorchTranslator.from_folder(directory, threads, precision)
+
+    @staticmethod
+    def for_lines(lines: Iterable[str], name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0,
+                  precision: str = DEFAULT_PRECISION) -> tuple["Translator", Iterator[str]]:
+        """`load` for a stream of lines: reads ahead just enough to count a few; returns the
+        translator and the same lines, all of them, to translate."""
+        lines = iter(lines)
+        head = list(itertools.islice(lines, FEW_SENTENCES + 1))
+        translator = Translator.load(name_or_dir, threads, precision, len(head) if len(head) <= FEW_SENTENCES else None)
+        return translator, itertools.chain(head, lines)
+
+    # -- the runtime protocol -------------------------------------------------------------------
+
+    def search_ids(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
+                   batch_tokens: int) -> list[list[int] | None]:
+        """Output piece ids for each encoded source (pieces without EOS; None stays None)."""
+        raise NotImplementedError
+
+    def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple["np.ndarray", "np.ndarray"]]:
+        """For each pair (pieces without EOS), the float32 model reading BOS + target: attention
+        weights (≥ len(target) + 1, ≥ len(source) + 1), row t the attention that predicted piece t,
+        and the log-probabilities (≥ len(target) + 1,) of the target pieces and the final EOS.
+        (Rows and columns beyond those are padding.)"""
+        raise NotImplementedError
+
+    # -- shared by every runtime ----------------------------------------------------------------
+
+    def _search_settings(self, beam_size: int | None, length_penalty: float | None) -> tuple[int, float]:
+        beam = self.default_beam if beam_size is None else beam_size
+        check_beam(beam)
+        return beam, self.default_length_penalty if length_penalty is None else length_penalty
 
     def translate(self, sentences: Sequence[str], beam_size: int | None = None,
                   length_penalty: float | None = None, batch_tokens: int = DECODE_BATCH_TOKENS) -> list[str]:
         """Translations of `sentences`, in order. An empty or blank sentence translates to ""."""
+        if isinstance(sentences, str):
+            raise TypeError("translate takes a list of sentences; for one, use translate([sentence])[0].")
         return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1))
 
     def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
@@ -69,20 +112,11 @@ class Translator:
         A line that cannot be translated (too long, not UTF-8 text) stops the stream after the
         translations of the lines before it; with `source_name` the error names `source:line`.
         """
-        beam = self.default_beam if beam_size is None else beam_size
-        alpha = self.default_length_penalty if length_penalty is None else length_penalty
-        if beam < 1:
-            raise OptionError(f"--beam must be at least 1, got {beam}.")
-        pending: list[str] = []
+        beam, alpha = self._search_settings(beam_size, length_penalty)
         done = 0
-        for line in lines:
-            pending.append(line)
-            if len(pending) >= chunk:
-                yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name)
-                done += len(pending)
-                pending = []
-        if pending:
+        for pending in _chunks(lines, chunk):
             yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name)
+            done += len(pending)
 
     def _translate_chunk(self, lines: list[str], beam: int, alpha: float, batch_tokens: int,
                          lines_before: int, source_name: str | None) -> Iterator[str]:
@@ -95,23 +129,10 @@ class Translator:
                 where = f"{source_name}:{lines_before + offset + 1}: " if source_name else ""
                 error = InputError(f"{where}{exc}")
                 break
-        for ids in self._search(encoded, beam, alpha, batch_tokens):
+        for ids in self.search_ids(encoded, beam, alpha, batch_tokens):
             yield "" if ids is None else self.tgt_tokenizer.decode(ids)
         if error is not None:
             raise error
-
-    def _search(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
-                batch_tokens: int = DECODE_BATCH_TOKENS) -> list[list[int] | None]:
-        """Output piece ids for each encoded source (None stays None), in length-sorted batches."""
-        outputs: list[list[int] | None] = [None] * len(encoded)
-        todo = [i for i, ids in enumerate(encoded) if ids is not None]
-        lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
-        for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
-            indices = [todo[g] for g in group]
-            batch = make_batch([encoded[i] for i in indices])  # type: ignore[misc]
-            for index, hyp in zip(indices, search(self.model, batch, beam, alpha, self.search_decoder)):
-                outputs[index] = hyp.token_ids
-        return outputs
 
     def align(self, source: str, target: str | None = None, beam_size: int | None = None,
               attention_shift: int = 0) -> Alignment:
@@ -124,20 +145,27 @@ class Translator:
 
     def align_batch(self, sources: Sequence[str], targets: Sequence[str] | None = None,
                     beam_size: int | None = None, attention_shift: int = 0) -> list[Alignment]:
-        """`align` for many pairs at once (one teacher-forced batch).
+        """`align` for many pairs at once.
 
         Words are the whitespace tokens of the source and of the given target; for the model's
         own translation, the words are its output pieces grouped at word starts ("▁").
         """
         src_encoded = [encode_sentence(self.src_tokenizer, source) for source in sources]
         if targets is None:
-            beam = self.default_beam if beam_size is None else beam_size
-            searched = self._search([ids for ids, _ in src_encoded], beam, self.default_length_penalty)
+            beam, _ = self._search_settings(beam_size, None)
+            searched = self.search_ids([ids for ids, _ in src_encoded], beam, self.default_length_penalty,
+                                       DECODE_BATCH_TOKENS)
             tgt_encoded = [own_translation(self.tgt_tokenizer, ids or []) for ids in searched]
         else:
             tgt_encoded = [encode_target(self.tgt_tokenizer, target) for target in targets]
-        batch = make_batch([ids for ids, _ in src_encoded], [target.ids for target in tgt_encoded])
-        weights, log_probs = teacher_forced_attention(self.model, batch)
+        forced = self.teacher_forced([ids for ids, _ in src_encoded], [target.ids for target in tgt_encoded])
         return [assemble_alignment(source, src_ids, src_word_of, target, self.src_tokenizer, self.tgt_tokenizer,
-                                   weights[row].numpy(), log_probs[row].numpy(), attention_shift)
-                for row, (source, (src_ids, src_word_of), target) in enumerate(zip(sources, src_encoded, tgt_encoded))]
+                                   weights, log_probs, attention_shift)
+                for source, (src_ids, src_word_of), target, (weights, log_probs)
+                in zip(sources, src_encoded, tgt_encoded, forced)]
+
+
+def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:
+    iterator = iter(lines)
+    while chunk := list(itertools.islice(iterator, size)):
+        yield chunk

@@ -44,7 +44,10 @@ def test_padding_gets_exactly_zero_and_rows_sum_to_one():
 
 
 @pytest.mark.parametrize("input_feeding", [False, True])
-def test_one_step_equals_the_same_position_of_the_full_sequence(input_feeding):
+def test_one_search_step_equals_the_same_position_of_the_full_sequence(input_feeding):
+    """Search's decoder step (search_decoder.py) against the teacher-forced forward of training."""
+    from attncli.search_decoder import SearchDecoder
+
     torch.manual_seed(1)
     model = Seq2Seq(ModelConfig(src_vocab_size=20, tgt_vocab_size=20, embed_size=8, hidden_size=8,
                                 input_feeding=input_feeding)).eval()
@@ -54,12 +57,12 @@ def test_one_step_equals_the_same_position_of_the_full_sequence(input_feeding):
     with torch.no_grad():
         encoded = model.encode(src, lengths)
         full, full_weights = model.decoder(tgt_in, encoded)
-        state = model.decoder.initial_state(encoded)
+        decoder = SearchDecoder(model.decoder, "float32")
+        state = decoder.initial_state(encoded)
         for t in range(tgt_in.size(1)):
-            log_probs, state, weights = model.decoder.step(tgt_in[:, t], state, encoded)
-            expected = torch.log_softmax(model.decoder.logits(full[:, t]), -1)
-            assert torch.allclose(log_probs, expected, atol=1e-5)
-            assert torch.allclose(weights, full_weights[:, t], atol=1e-6)
+            attentional, state = decoder.step(tgt_in[:, t], state, encoded)
+            assert torch.allclose(attentional, full[:, t], atol=1e-5)
+            assert torch.allclose(decoder.logits(attentional), model.decoder.logits(full[:, t]), atol=1e-5)
     assert torch.all(full_weights[1, :, 3] == 0.0)             # the padded source position
 
 

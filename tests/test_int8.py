@@ -103,29 +103,28 @@ def test_numpy_int8_weights_equal_torch(layer):
 
 
 @pytest.mark.parametrize("layers, input_feeding, tied", [(1, False, False), (2, False, False), (1, True, False), (2, True, True)])
-def test_search_decoder_float32_is_the_model_step(layers, input_feeding, tied):
-    """The rearranged step (input-gate table, written-out LSTM cell) computes Decoder.step_logits."""
+def test_search_decoder_is_the_model_at_each_position(layers, input_feeding, tied):
+    """The rearranged step (input-gate table, written-out LSTM cell) computes what the teacher-
+    forced Decoder.forward computes at the same position; int8 stays close to it."""
     torch.manual_seed(layers + 2 * input_feeding)
     config = ModelConfig(src_vocab_size=60, tgt_vocab_size=70, embed_size=24 if not tied else 32, hidden_size=32,
                          encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied)
     model = Seq2Seq(config).eval()
     src = torch.randint(4, 60, (3, 7))
     lengths = torch.tensor([7, 5, 2])
+    tgt_in = torch.cat([torch.full((3, 1), BOS_ID), torch.randint(4, 70, (3, 4))], dim=1)
     with torch.inference_mode():
         encoded = model.encode(src, lengths)
+        full, _ = model.decoder(tgt_in, encoded)                                 # (3, 5, hidden)
         decoder = SearchDecoder(model.decoder, "float32")
         int8_decoder = SearchDecoder(model.decoder, "int8")
-        state = fast_state = int8_state = model.decoder.initial_state(encoded)
-        prev = torch.full((3,), BOS_ID)
-        for step in range(4):
-            logits, state, _ = model.decoder.step_logits(prev, state, encoded)
-            attentional, fast_state = decoder.step(prev, fast_state, encoded)
-            torch.testing.assert_close(decoder.logits(attentional), logits, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(fast_state.h, state.h, rtol=1e-5, atol=1e-5)
-            torch.testing.assert_close(fast_state.c, state.c, rtol=1e-5, atol=1e-5)
-            int8_attentional, int8_state = int8_decoder.step(prev, int8_state, encoded)
-            assert (int8_decoder.logits(int8_attentional) - logits).abs().mean() < 0.05
-            prev = logits.argmax(dim=-1)
+        state = int8_state = decoder.initial_state(encoded)
+        for t in range(tgt_in.size(1)):
+            attentional, state = decoder.step(tgt_in[:, t], state, encoded)
+            torch.testing.assert_close(attentional, full[:, t], rtol=1e-5, atol=1e-5)
+            torch.testing.assert_close(decoder.logits(attentional), model.decoder.logits(full[:, t]), rtol=1e-5, atol=1e-5)
+            int8_attentional, int8_state = int8_decoder.step(tgt_in[:, t], int8_state, encoded)
+            assert (int8_decoder.logits(int8_attentional) - model.decoder.logits(full[:, t])).abs().mean() < 0.05
 
 
 def test_wide_inputs_sum_exactly_in_float64():

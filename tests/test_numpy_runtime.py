@@ -12,19 +12,25 @@ import torch
 from attncli.config import ModelConfig
 from attncli.model import Seq2Seq
 from attncli.modelfile import load_model, save_model
-from attncli.numpy_runtime import NumpyTranslator
-from attncli.translator import Translator
+from attncli.translator import FEW_SENTENCES, Translator
 
 SENTENCES = ["Tengo hambre.", "¿Dónde está el perro?", "Tom no sabe nadar.", "No.",
              "Ella vive en Madrid con su madre y su hermano pequeño.", "Hola", "gato gato gato gato gato"]
 
 
-def same_translations(model_dir, beams=(1, 2, 5), precision="int8") -> None:
-    numpy_translator = NumpyTranslator.load(model_dir, precision)
+def runtimes(model_dir, precision="int8") -> tuple[Translator, Translator]:
+    """The NumPy and the torch runtime of one model, as Translator.load picks them."""
+    numpy_translator = Translator.load(model_dir, precision=precision, sentences=1)
     torch_translator = Translator.load(model_dir, threads=1, precision=precision)
+    assert (numpy_translator.runtime, torch_translator.runtime) == ("numpy", "torch")
+    return numpy_translator, torch_translator
+
+
+def same_translations(model_dir, beams=(1, 2, 5), precision="int8") -> None:
+    numpy_translator, torch_translator = runtimes(model_dir, precision)
     for beam in beams:
         expected = torch_translator.translate(SENTENCES, beam_size=beam)
-        assert [numpy_translator.translate(s, beam) for s in SENTENCES] == expected, f"beam {beam}"
+        assert [numpy_translator.translate([s], beam)[0] for s in SENTENCES] == expected, f"beam {beam}"
 
 
 @pytest.mark.parametrize("precision", ["int8", "float32"])
@@ -68,8 +74,7 @@ def test_translate_sentence_does_not_import_torch(tiny_model_dir):
 
 @pytest.mark.parametrize("target, shift", [(None, 0), ("I am hungry .", 0), ("I am hungry .", 1)])
 def test_alignment_equals_the_torch_alignment(tiny_model_dir, target, shift):
-    numpy_translator = NumpyTranslator.load(tiny_model_dir)
-    torch_translator = Translator.load(tiny_model_dir, threads=1)
+    numpy_translator, torch_translator = runtimes(tiny_model_dir)
     for sentence in SENTENCES[:4]:
         expected = torch_translator.align(sentence, target, attention_shift=shift)
         got = numpy_translator.align(sentence, target, attention_shift=shift)
@@ -99,11 +104,56 @@ def test_a_few_stdin_lines_do_not_import_torch(tiny_model_dir):
 
 def test_few_and_many_stdin_lines_translate_alike(run_cli, tiny_model_dir):
     """32 lines go through NumPy, 33 through torch: the first 32 outputs are the same."""
-    from attncli.cli import FEW_STDIN_LINES
-
-    lines = (SENTENCES * 10)[:FEW_STDIN_LINES + 1]
+    lines = (SENTENCES * 10)[:FEW_SENTENCES + 1]
     few = run_cli(["translate", "-m", tiny_model_dir], stdin=("\n".join(lines[:-1]) + "\n").encode())
     many = run_cli(["translate", "-m", tiny_model_dir], stdin=("\n".join(lines) + "\n").encode())
     assert few.exit_code == many.exit_code == 0
     assert few.stdout.splitlines() == many.stdout.splitlines()[:-1]
-    assert len(many.stdout.splitlines()) == FEW_STDIN_LINES + 1
+    assert len(many.stdout.splitlines()) == FEW_SENTENCES + 1
+
+
+def test_load_picks_the_runtime_by_the_number_of_sentences(tiny_model_dir):
+    assert Translator.load(tiny_model_dir, sentences=FEW_SENTENCES).runtime == "numpy"
+    assert Translator.load(tiny_model_dir, sentences=FEW_SENTENCES + 1).runtime == "torch"
+    assert Translator.load(tiny_model_dir).runtime == "torch"
+    few, lines = Translator.for_lines(iter(["a"] * FEW_SENTENCES), tiny_model_dir)
+    assert few.runtime == "numpy" and list(lines) == ["a"] * FEW_SENTENCES
+    many, lines = Translator.for_lines(iter(["a"] * (FEW_SENTENCES + 5)), tiny_model_dir)
+    assert many.runtime == "torch" and list(lines) == ["a"] * (FEW_SENTENCES + 5)
+
+
+def test_translate_refuses_a_bare_string(tiny_model_dir):
+    with pytest.raises(TypeError):
+        Translator.load(tiny_model_dir, sentences=1).translate("Tengo hambre.")
+
+
+@pytest.mark.parametrize("precision", ["int8", "float32"])
+def test_runtimes_agree_step_by_step(tiny_model_dir, precision):
+    """The decoder step of each runtime, fed the same pieces: logits and attention agree at every
+    step (not only the final strings). int8 products are bit-equal in both, so the logits only
+    differ by float32 rounding of the float parts."""
+    from attncli.batch import make_batch
+    from attncli.numpy_runtime import NumpySeq2Seq
+
+    from attncli.tokenizer import BOS_ID, EOS_ID, encode_sentence
+
+    numpy_translator, torch_translator = runtimes(tiny_model_dir, precision)
+    src = encode_sentence(numpy_translator.src_tokenizer, "¿Dónde está el perro?")[0]
+    tgt = encode_sentence(numpy_translator.tgt_tokenizer, "Where is the dog?")[0]
+    model, decoder = torch_translator.model, torch_translator.search_decoder
+    with torch.inference_mode():
+        batch = make_batch([src])
+        encoded = model.encode(batch.src_ids, batch.src_lengths)
+        state = decoder.initial_state(encoded)
+    numpy_model: NumpySeq2Seq = numpy_translator.model
+    numpy_encoded = numpy_model.encode(src + [EOS_ID])
+    h = numpy_encoded.init_h[:, None]
+    c, attentional = np.zeros_like(h), np.zeros((1, numpy_model.config.hidden_size), np.float32)
+    for prev in [BOS_ID] + tgt:
+        with torch.inference_mode():
+            torch_attentional, state = decoder.step(torch.tensor([prev]), state, encoded)
+            torch_logits = decoder.logits(torch_attentional).numpy()
+        logits, h, c, attentional, _ = numpy_model.step_logits(np.array([prev]), h, c, attentional, numpy_encoded.memory)
+        np.testing.assert_allclose(attentional, torch_attentional.numpy(), atol=1e-5)
+        np.testing.assert_allclose(logits, torch_logits, atol=1e-4)
+        assert logits.argmax() == torch_logits.argmax()

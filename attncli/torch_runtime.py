@@ -1,0 +1,59 @@
+"""The torch runtime of translator.Translator: length-sorted batches through the torch model.
+
+Search runs search.search with a search_decoder.SearchDecoder (int8 or float32 products), built
+on first use: aligning given targets needs none. Teacher-forced attention runs the float32 model.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import torch
+
+from .batch import bucketed_batches, make_batch
+from .modelfile import LoadedModel, load_model
+from .search import search, teacher_forced_attention
+from .search_decoder import SearchDecoder
+from .translator import Translator
+
+
+class TorchTranslator(Translator):
+    """A model loaded into torch; see translator.Translator for the API."""
+
+    runtime = "torch"
+
+    def __init__(self, loaded: LoadedModel, precision: str) -> None:
+        super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.info, precision)
+        self.model = loaded.model
+
+    @classmethod
+    def from_folder(cls, directory: Path, threads: int, precision: str) -> "TorchTranslator":
+        if threads or not os.environ.get("OMP_NUM_THREADS"):
+            torch.set_num_threads(threads or os.cpu_count() or 1)
+        return cls(load_model(directory), precision)
+
+    @cached_property
+    def search_decoder(self) -> SearchDecoder:
+        """The decoder steps of translation, built on first use (`align` with targets needs none)."""
+        return SearchDecoder(self.model.decoder, self.precision)
+
+    def search_ids(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
+                   batch_tokens: int) -> list[list[int] | None]:
+        outputs: list[list[int] | None] = [None] * len(encoded)
+        todo = [i for i, ids in enumerate(encoded) if ids is not None]
+        lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
+        for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
+            indices = [todo[g] for g in group]
+            batch = make_batch([encoded[i] for i in indices])  # type: ignore[misc]
+            for index, hyp in zip(indices, search(self.model, batch, beam, alpha, self.search_decoder)):
+                outputs[index] = hyp.token_ids
+        return outputs
+
+    def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
+        batch = make_batch(list(sources), list(targets))
+        weights, log_probs = teacher_forced_attention(self.model, batch)   # (pairs, tgt+1, src+1), (pairs, tgt+1)
+        return [(weights[row].numpy(), log_probs[row].numpy()) for row in range(len(sources))]
