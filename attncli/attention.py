@@ -5,8 +5,8 @@ At every decoder step t, with decoder state h_t and encoder states h̄_s:
   (2) a_t = softmax(score(h_t, ·))                      attention distribution over the source
   (3) c_t = Σ_s a_t(s) h̄_s                              context vector (attention value)
   (4) [c_t; h_t]                                        concatenate context and decoder state
-  (5) h̃_t = tanh(W_c [c_t; h_t])                        attentional output, used to predict y_t
-Padding is masked with -inf before the softmax, so it gets exactly zero weight.
+  (5) h̃_t = tanh(W_c [c_t; h_t] (+ b_c))                attentional output, used to predict y_t
+Luong's W_c has no bias; `--attention-bias` adds one (b_c). Padding is masked with -inf before the softmax, so it gets exactly zero weight.
 """
 
 from __future__ import annotations
@@ -18,9 +18,9 @@ from torch import Tensor, nn
 class LuongDotAttention(nn.Module):
     """The five steps above; keeps no state between calls, so it serves one step or many."""
 
-    def __init__(self, hidden_size: int) -> None:
+    def __init__(self, hidden_size: int, bias: bool = False) -> None:
         super().__init__()
-        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=False)  # W_c of step (5)
+        self.combine = nn.Linear(2 * hidden_size, hidden_size, bias=bias)   # W_c (and b_c) of step (5)
 
     def forward(self, query: Tensor, memory: Tensor, src_mask: Tensor) -> tuple[Tensor, Tensor]:
         """Attend from decoder states to encoder states.

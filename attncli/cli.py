@@ -116,6 +116,7 @@ def train(
     dropout: Annotated[float, typer.Option(help="Dropout rate.")] = DEFAULTS.dropout,
     input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = DEFAULTS.input_feeding,
     tied_output: Annotated[bool, typer.Option(help="Share target embeddings and output layer (needs embed = hidden size).")] = DEFAULTS.tied_output,
+    attention_bias: Annotated[bool, typer.Option(help="Add a bias to the attention's output projection, tanh(W_c [c; h] + b_c) (Luong's has none).")] = DEFAULTS.attention_bias,
     batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = DEFAULTS.batch_tokens,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = DEFAULTS.learning_rate,
     warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = DEFAULTS.warmup_steps,

@@ -41,7 +41,7 @@ SIZE_LIMITS = {
 }
 # The TrainConfig fields that are ModelConfig fields: the architecture a run builds.
 ARCHITECTURE_FIELDS = ("embed_size", "hidden_size", "encoder_layers", "decoder_layers", "dropout",
-                       "input_feeding", "tied_output")
+                       "input_feeding", "tied_output", "attention_bias")
 
 
 MAX_BEAM = 100   # hypotheses per sentence in search; more only costs time
@@ -78,6 +78,7 @@ class ModelConfig:
     dropout: float = 0.2
     input_feeding: bool = False     # feed the previous attentional state into the decoder LSTM
     tied_output: bool = False       # share the target embedding with the output layer
+    attention_bias: bool = False    # a bias b_c in step (5), h̃ = tanh(W_c [c; h] + b_c); Luong's has none
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -138,6 +139,8 @@ class ModelConfig:
         shapes["decoder.embed.weight"] = (self.tgt_vocab_size, embed)
         lstm("decoder.rnn", embed + (hidden if self.input_feeding else 0), hidden, self.decoder_layers, 1)
         shapes["decoder.attention.combine.weight"] = (hidden, 2 * hidden)
+        if self.attention_bias:
+            shapes["decoder.attention.combine.bias"] = (hidden,)
         shapes["decoder.output.weight"] = (self.tgt_vocab_size, hidden)
         shapes["decoder.output.bias"] = (self.tgt_vocab_size,)
         return shapes
@@ -160,6 +163,7 @@ class TrainConfig:
     dropout: float = 0.2
     input_feeding: bool = False
     tied_output: bool = False
+    attention_bias: bool = False
     batch_tokens: int = 4096
     learning_rate: float = 0.002
     warmup_steps: int = 400

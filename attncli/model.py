@@ -104,7 +104,7 @@ class Decoder(nn.Module):
         self.embed = nn.Embedding(config.tgt_vocab_size, config.embed_size, padding_idx=config.pad_id)
         self.rnn = nn.LSTM(rnn_input, config.hidden_size, num_layers=config.decoder_layers, batch_first=True,
                            dropout=config.dropout if config.decoder_layers > 1 else 0.0)
-        self.attention = LuongDotAttention(config.hidden_size)
+        self.attention = LuongDotAttention(config.hidden_size, config.attention_bias)
         self.dropout = nn.Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tied_output:

@@ -94,6 +94,7 @@ class NumpySeq2Seq:
             w_ih, w_hh, bias = self._lstm_params("decoder.rnn", layer)
             self.recurrent.append(linear(np.concatenate([w_ih, w_hh], axis=1), bias))
         self.output = linear(w["decoder.output.weight"], w["decoder.output.bias"])
+        self.combine = FloatWeights(w["decoder.attention.combine.weight"], w.get("decoder.attention.combine.bias"))
 
     def _lstm_params(self, prefix: str, layer: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         w = self.w
@@ -148,7 +149,7 @@ class NumpySeq2Seq:
         weights /= weights.sum(axis=-1, keepdims=True)                          # (2)
         context = weights @ memory                                              # (3) (rows, hidden)
         combined = np.concatenate([context, query], axis=-1)                    # (4)
-        attentional = np.tanh(combined @ w["decoder.attention.combine.weight"].T)  # (5)
+        attentional = np.tanh(self.combine(combined))                          # (5)
         return self.output(attentional), new_h, new_c, attentional, weights
 
     def teacher_forced(self, src_ids: list[int], tgt_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:

@@ -157,3 +157,23 @@ def test_runtimes_agree_step_by_step(tiny_model_dir, precision):
         np.testing.assert_allclose(attentional, torch_attentional.numpy(), atol=1e-5)
         np.testing.assert_allclose(logits, torch_logits, atol=1e-4)
         assert logits.argmax() == torch_logits.argmax()
+
+
+def test_attention_bias_in_both_runtimes(tmp_path, corpus_files):
+    """--attention-bias: h̃ = tanh(W_c [c; h] + b_c). Trained, saved, loaded: a bias is there, it
+    is not zero, and both runtimes give the same translations and attention."""
+    from dataclasses import replace
+
+    from safetensors.numpy import load_file
+
+    from attncli.training import train
+    from conftest import TINY
+
+    train(corpus_files[0], corpus_files[1], tmp_path / "m", replace(TINY, attention_bias=True, epochs=2))
+    bias = load_file(tmp_path / "m" / "model.safetensors")["decoder.attention.combine.bias"]
+    assert bias.shape == (TINY.hidden_size,) and np.abs(bias).max() > 0
+    same_translations(tmp_path / "m", beams=(1, 3))
+    numpy_translator, torch_translator = runtimes(tmp_path / "m")
+    for sentence in SENTENCES[:3]:
+        np.testing.assert_allclose(numpy_translator.align(sentence).piece_weights,
+                                   torch_translator.align(sentence).piece_weights, atol=1e-5)
