@@ -184,24 +184,10 @@ def _need(document: dict[str, Any], key: str, kind: type | tuple[type, ...], pat
     return value
 
 
-def load_train_state(directory: Path | str) -> TrainState:
-    """Read and check a training state folder; anything unexpected is a ModelFileError."""
-    from safetensors import safe_open
-
-    directory = Path(directory)
-    json_path, tensors_path = directory / JSON_FILE, directory / TENSORS_FILE
-    if not directory.is_dir():
-        raise OptionError(f"--resume: no interrupted run to resume ({directory} does not exist).")
-    for path in (json_path, tensors_path, directory / SRC_SPM_FILE, directory / TGT_SPM_FILE):
-        if not path.is_file():
-            raise ModelFileError(f"{path}: missing; the training state is incomplete.")
-    document = read_json_document(json_path, STATE_FORMAT, STATE_VERSION, "training state")
-    try:
-        config = ModelConfig.from_dict(document.get("model"))
-    except ModelFileError as exc:
-        raise ModelFileError(f"{json_path}: bad model settings: {str(exc).removeprefix('config.json: ')}") from None
-    counts = {key: _need(document, key, int, json_path) for key in ("epoch", "batches_done", "step", "bad_validations", "best_states")}
-    if min(counts.values()) < 0 or counts["epoch"] < 1 or counts["best_states"] > 64:
+def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
+    """The Progress fields of state.json, checked."""
+    counts = {key: _need(document, key, int, json_path) for key in ("epoch", "batches_done", "step", "bad_validations")}
+    if min(counts.values()) < 0 or counts["epoch"] < 1:
         raise ModelFileError(f"{json_path}: position or counters out of range.")
     best = _need(document, "best", dict, json_path)
     if not all(isinstance(best.get(key), (int, float)) for key in ("bleu", "chrf", "step")) \
@@ -210,21 +196,38 @@ def load_train_state(directory: Path | str) -> TrainState:
     history = _need(document, "history", list, json_path)
     if not all(isinstance(record, dict) and isinstance(record.get("step"), int) for record in history):
         raise ModelFileError(f"{json_path}: 'history' must be a list of validation records.")
-    optimizer_params = _need(document, "optimizer_params", list, json_path)
+    precision = document.get("precision", "float32")      # states saved before it was recorded
+    if precision not in ("float32", "bfloat16"):
+        raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
+    return Progress(
+        **counts, lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
+        best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
+                        loss=math.inf if best["loss"] is None else float(best["loss"])),
+        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision)
 
+
+def _expected_tensors(config: ModelConfig, optimizer_params: list, best_states: int, json_path: Path) -> dict[str, tuple | None]:
+    """Name -> shape of every tensor state.safetensors must hold (None: any shape)."""
     with torch.device("meta"):
         skeleton = Seq2Seq(config)
     parameters = [tuple(p.shape) for p in skeleton.parameters()]
     model_shapes = {name: tuple(t.shape) for name, t in skeleton.state_dict().items()}
     if not all(isinstance(i, int) and 0 <= i < len(parameters) for i in optimizer_params):
         raise ModelFileError(f"{json_path}: 'optimizer_params' does not match the model.")
-    expected = {"rng.torch": None}
+    expected: dict[str, tuple | None] = {"rng.torch": None}
     expected.update({f"model.{name}": shape for name, shape in model_shapes.items()})
     for index in optimizer_params:
         expected.update({f"optimizer.{index}.step": (), f"optimizer.{index}.exp_avg": parameters[index],
                          f"optimizer.{index}.exp_avg_sq": parameters[index]})
-    for number in range(counts["best_states"]):
+    for number in range(best_states):
         expected.update({f"best.{number}.{name}": shape for name, shape in model_shapes.items()})
+    return expected
+
+
+def _read_tensors(tensors_path: Path, expected: dict[str, tuple | None]) -> dict[str, torch.Tensor]:
+    """The tensors of state.safetensors, exactly the names and shapes expected."""
+    from safetensors import safe_open
+
     try:
         with safe_open(str(tensors_path), framework="pt") as stored:
             shapes = {name: tuple(stored.get_slice(name).get_shape()) for name in stored.keys()}
@@ -240,31 +243,45 @@ def load_train_state(directory: Path | str) -> TrainState:
     except Exception as exc:  # safetensors raises SafetensorError/OSError for corrupt files
         reason = " ".join(str(exc).split())
         raise ModelFileError(f"{tensors_path}: corrupt or truncated safetensors file ({reason}).") from None
+    rng = tensors["rng.torch"]
+    if rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise ModelFileError(f"{tensors_path}: rng.torch is not a torch CPU generator state.")
+    return tensors
+
+
+def load_train_state(directory: Path | str) -> TrainState:
+    """Read and check a training state folder; anything unexpected is a ModelFileError."""
+    directory = Path(directory)
+    json_path, tensors_path = directory / JSON_FILE, directory / TENSORS_FILE
+    if not directory.is_dir():
+        raise OptionError(f"--resume: no interrupted run to resume ({directory} does not exist).")
+    for path in (json_path, tensors_path, directory / SRC_SPM_FILE, directory / TGT_SPM_FILE):
+        if not path.is_file():
+            raise ModelFileError(f"{path}: missing; the training state is incomplete.")
+    document = read_json_document(json_path, STATE_FORMAT, STATE_VERSION, "training state")
+    try:
+        config = ModelConfig.from_dict(document.get("model"))
+    except ModelFileError as exc:
+        raise ModelFileError(f"{json_path}: bad model settings: {str(exc).removeprefix('config.json: ')}") from None
+    progress = _read_progress(document, json_path)
+    best_states = _need(document, "best_states", int, json_path)
+    if not 0 <= best_states <= 64:
+        raise ModelFileError(f"{json_path}: position or counters out of range.")
+    optimizer_params = _need(document, "optimizer_params", list, json_path)
+    tensors = _read_tensors(tensors_path, _expected_tensors(config, optimizer_params, best_states, json_path))
     for name in (SRC_SPM_FILE, TGT_SPM_FILE):
         try:
             Tokenizer((directory / name).read_bytes())
         except ModelFileError as exc:
             raise ModelFileError(f"{directory / name}: {exc}") from None
-    rng = tensors["rng.torch"]
-    if rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
-        raise ModelFileError(f"{tensors_path}: rng.torch is not a torch CPU generator state.")
 
     def prefixed(prefix: str) -> dict[str, torch.Tensor]:
         return {name[len(prefix):]: tensor for name, tensor in tensors.items() if name.startswith(prefix)}
 
-    precision = document.get("precision", "float32")      # states saved before it was recorded
-    if precision not in ("float32", "bfloat16"):
-        raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
-    progress = Progress(
-        epoch=counts["epoch"], batches_done=counts["batches_done"], step=counts["step"],
-        lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
-        bad_validations=counts["bad_validations"],
-        best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
-                        loss=math.inf if best["loss"] is None else float(best["loss"])),
-        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision)
     return TrainState(
         fingerprint=_need(document, "fingerprint", dict, json_path), model_config=config.to_dict(), progress=progress,
         model_state=prefixed("model."),
         optimizer_state={index: prefixed(f"optimizer.{index}.") for index in optimizer_params},
-        torch_rng=rng, src_spm=(directory / SRC_SPM_FILE).read_bytes(), tgt_spm=(directory / TGT_SPM_FILE).read_bytes(),
-        best_states=[prefixed(f"best.{number}.") for number in range(counts["best_states"])])
+        torch_rng=tensors["rng.torch"], src_spm=(directory / SRC_SPM_FILE).read_bytes(),
+        tgt_spm=(directory / TGT_SPM_FILE).read_bytes(),
+        best_states=[prefixed(f"best.{number}.") for number in range(best_states)])
