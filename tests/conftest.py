@@ -4,6 +4,8 @@ several test files use: the one-line user-error check and a reader for printed t
 from __future__ import annotations
 
 import io
+import os
+import random
 import re
 import sys
 from pathlib import Path
@@ -28,6 +30,30 @@ def corpus_files(tmp_path_factory) -> tuple[Path, Path]:
     lines = SLICE.read_text(encoding="utf-8").splitlines()
     (folder / "train.tsv").write_text("\n".join(lines[40:]) + "\n", encoding="utf-8")
     (folder / "dev.tsv").write_text("\n".join(lines[:40]) + "\n", encoding="utf-8")
+    return folder / "train.tsv", folder / "dev.tsv"
+
+
+# A learnable toy task (Spanish number words -> English) so dev loss keeps improving and
+# several best states are kept for --average-last: every part of the saved state matters.
+ES = "uno dos tres cuatro cinco seis siete ocho nueve diez once doce".split()
+EN = "one two three four five six seven eight nine ten eleven twelve".split()
+
+# For tests that run attncli in a child process: one thread, output not held in a buffer.
+SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+
+
+@pytest.fixture(scope="session")
+def numbers(tmp_path_factory) -> tuple[Path, Path]:
+    """Train and dev files of the number-words task: 300 + 30 pairs of 2 to 5 words."""
+    folder = tmp_path_factory.mktemp("numbers")
+    rng = random.Random(0)
+
+    def pair() -> str:
+        picks = [rng.randrange(len(ES)) for _ in range(rng.randint(2, 5))]
+        return " ".join(ES[i] for i in picks) + "\t" + " ".join(EN[i] for i in picks)
+
+    (folder / "train.tsv").write_text("\n".join(pair() for _ in range(300)) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("\n".join(pair() for _ in range(30)) + "\n", encoding="utf-8")
     return folder / "train.tsv", folder / "dev.tsv"
 
 

@@ -2,7 +2,6 @@
 
 import numpy as np
 import pytest
-from conftest import assert_one_line_error
 
 from attncli.alignment import merge_pieces, parse_pharaoh, score_alignments, word_alignment
 from attncli.errors import CorpusError
@@ -98,15 +97,3 @@ def test_link_settings_tuned_for_a_model_are_its_defaults(run_cli, tiny_model_di
     assert links() == strict
     assert links("--min-weight", "0", "--no-mutual") == plain    # options still win over the model's
     assert run_cli(["translate", "Hola.", "-m", model]).exit_code == 0   # the model still loads
-
-
-def test_malformed_link_settings_are_one_clear_error(run_cli, tiny_model_dir, tmp_path):
-    import json
-    import shutil
-
-    model = tmp_path / "edited"
-    shutil.copytree(tiny_model_dir, model)
-    document = json.loads((model / "config.json").read_text())
-    document["info"]["alignment_links"] = {"min_weight": "high", "mutual": True, "attention_shift": 0}
-    (model / "config.json").write_text(json.dumps(document))
-    assert_one_line_error(run_cli(["inspect", "alignment", "Hola.", "-m", model]), "alignment_links", code=1)

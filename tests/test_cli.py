@@ -1,9 +1,10 @@
-"""The CLI end to end, and user errors: one line on stderr, non-zero exit, no traceback."""
+"""The CLI end to end: train, translate, inspect alignment (tables cell by cell), evaluate, aer.
+User errors are in test_cli_errors.py."""
 
 import json
 
 import pytest
-from conftest import assert_one_line_error, table_cells
+from conftest import table_cells
 
 
 def percent_cell(weight: float) -> str | None:
@@ -105,54 +106,6 @@ def test_aer_command(run_cli, tmp_path):
     # A = 3 links, S = 2, |A∩S| = 1, |A∩P| = 2: AER = 1 - 3/5
     assert scores["aer"] == pytest.approx(0.4) and scores["precision"] == pytest.approx(2 / 3)
     assert scores["recall"] == pytest.approx(0.5)
-
-
-def bad_files(tmp_path):
-    (tmp_path / "notab.tsv").write_text("hola\tHello\nadiós Goodbye\n", encoding="utf-8")
-    (tmp_path / "latin1.tsv").write_bytes("hola\thello\nadiós\tbye\n".encode("latin-1"))
-    (tmp_path / "empty.tsv").write_text("\n\n")
-    (tmp_path / "twotabs.tsv").write_text("a\tb\tc\n")
-    (tmp_path / "emptyside.tsv").write_text("a\t \n")
-    return tmp_path
-
-
-CASES = [
-    (["train", "{tmp}/missing.tsv"], ["missing.tsv", "no such file"]),
-    (["train", "{tmp}"], ["is a directory"]),
-    (["train", "{tmp}/notab.tsv"], ["notab.tsv:2", "no tab"]),
-    (["train", "{tmp}/latin1.tsv"], ["latin1.tsv:2", "not UTF-8"]),
-    (["train", "{tmp}/empty.tsv"], ["empty.tsv", "no source<TAB>target pairs"]),
-    (["train", "{tmp}/twotabs.tsv"], ["twotabs.tsv:1", "2 tabs"]),
-    (["train", "{tmp}/emptyside.tsv"], ["emptyside.tsv:1", "target side is empty"]),
-    (["train", "{slice}", "--dev", "{tmp}/notab.tsv", "--epochs", "1", "--out", "{tmp}/m"], ["notab.tsv:2"]),
-    (["train", "{slice}", "--hidden-size", "-4"], ["--hidden-size"]),
-    (["train", "{slice}", "--dropout", "1.5"], ["--dropout"]),
-    (["translate", "hola", "--model", "{tmp}/nope"], ["nope"]),
-    (["translate", "hola", "--model", "xx-yy"], ["unknown model", "xx-yy"]),
-    (["translate", "hola", "--model", "{tiny}", "--beam", "0"], ["--beam"]),
-    (["translate", "   ", "--model", "{tiny}"], ["empty"]),
-    (["translate", "hola", "--model", "{tiny}", "--frobnicate"], ["--frobnicate"]),
-    (["evaluate", "{tmp}/latin1.tsv", "--model", "{tiny}"], ["latin1.tsv:2"]),
-    (["inspect", "alignment", "hola", "--model", "{tiny}", "--format", "xml"], ["xml"]),
-    (["inspect", "alignment", "hola", "--model", "{tiny}", "--save", "{tmp}/a.png"], [".svg or .html"]),
-    (["inspect", "alignment", "--file", "{tmp}/notab.tsv", "--model", "{tiny}", "--save", "{tmp}/a.svg"], ["--save", "--file"]),
-    (["inspect", "aer", "{tmp}/missing.align", "{tmp}/notab.tsv"], ["missing.align"]),
-]
-
-
-@pytest.mark.parametrize("args,words", CASES, ids=[" ".join(c[0][:2]) + f" {n}" for n, c in enumerate(CASES)])
-def test_user_errors_are_one_line(run_cli, tmp_path, tiny_model_dir, args, words):
-    from conftest import SLICE
-
-    bad_files(tmp_path)
-    fill = {"tmp": str(tmp_path), "tiny": str(tiny_model_dir), "slice": str(SLICE)}
-    result = run_cli([a.format(**fill) for a in args])
-    assert_one_line_error(result, *words)
-
-
-def test_stdin_with_bad_bytes_names_the_line(run_cli, tiny_model_dir):
-    result = run_cli(["translate", "-m", tiny_model_dir], stdin=b"hola\n\xff\xfe\n")
-    assert_one_line_error(result, "stdin:2", code=1, stdout=None)
 
 
 def test_empty_stdin_gives_empty_output(run_cli, tiny_model_dir):
