@@ -70,6 +70,7 @@ class Progress:
     lr_scale: float = 1.0
     bad_validations: int = 0
     best: BestScores = field(default_factory=BestScores)
+    lowest_loss: float = math.inf       # the lowest dev loss so far (progress is judged on it too)
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     precision: str = "float32"          # training arithmetic, resolved (training_precision.py)
@@ -159,6 +160,8 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
         progress = dataclasses.asdict(state.progress)
         if math.isinf(state.progress.best.loss):
             progress["best"]["loss"] = None
+        if math.isinf(state.progress.lowest_loss):
+            progress["lowest_loss"] = None
         document = {
             "format": STATE_FORMAT, "format_version": STATE_VERSION,
             "fingerprint": state.fingerprint, "model": state.model_config, **progress,
@@ -199,7 +202,11 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
     precision = document.get("precision", "float32")      # states saved before it was recorded
     if precision not in ("float32", "bfloat16"):
         raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
+    lowest_loss = document.get("lowest_loss", best["loss"])
+    if not isinstance(lowest_loss, (int, float, type(None))) or isinstance(lowest_loss, bool):
+        raise ModelFileError(f"{json_path}: 'lowest_loss' must be a number or null.")
     return Progress(
+        lowest_loss=math.inf if lowest_loss is None else float(lowest_loss),
         **counts, lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
         best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
                         loss=math.inf if best["loss"] is None else float(best["loss"])),

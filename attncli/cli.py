@@ -7,7 +7,6 @@ command line, 130 for Ctrl-C). Heavy imports (torch) happen inside commands so `
 
 from __future__ import annotations
 
-import io
 import json
 import signal
 import sys
@@ -19,8 +18,8 @@ from typing import Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
-from .config import DECODE_BATCH_TOKENS, TRAIN_PRECISIONS, TrainConfig
-from .errors import AttncliError, CorpusError, OptionError
+from .config import DECODE_BATCH_TOKENS, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
+from .errors import AttncliError, OptionError
 
 app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
                   pretty_exceptions_enable=False,
@@ -33,9 +32,7 @@ DEFAULTS = TrainConfig()   # `attncli train` option defaults are the TrainConfig
 ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or the name of a shipped model (es-en, fr-en).")]
 
 
-class Precision(str, Enum):
-    int8 = "int8"
-    float32 = "float32"
+Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
 
 
 PrecisionOption = Annotated[Precision, typer.Option(
@@ -105,8 +102,8 @@ def train(
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write; default: models/<corpus name>.")] = None,
     epochs: Annotated[int, typer.Option(help="Stop after this many epochs.")] = DEFAULTS.epochs,
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = DEFAULTS.max_minutes,
-    patience: Annotated[int, typer.Option(help="Stop after this many validations without dev BLEU improvement.")] = DEFAULTS.patience,
-    valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch).")] = DEFAULTS.valid_every,
+    patience: Annotated[int, typer.Option(help="Stop after this many validations without progress (dev BLEU up, or dev loss 2% below its lowest), counted after the first 1,000 updates.")] = DEFAULTS.patience,
+    valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch, at least 100 updates apart).")] = DEFAULTS.valid_every,
     vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size.")] = DEFAULTS.vocab_size,
     joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = DEFAULTS.joint_vocab,
     embed_size: Annotated[int, typer.Option(help="Embedding size.")] = DEFAULTS.embed_size,
@@ -120,7 +117,7 @@ def train(
     batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = DEFAULTS.batch_tokens,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = DEFAULTS.learning_rate,
     warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = DEFAULTS.warmup_steps,
-    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without improvement.")] = DEFAULTS.lr_decay,
+    lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without progress (after the first 1,000 updates).")] = DEFAULTS.lr_decay,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = DEFAULTS.label_smoothing,
     clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = DEFAULTS.clip_norm,
     max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = DEFAULTS.max_len,
@@ -222,8 +219,13 @@ def _stdin_lines() -> Iterator[str]:
 
 
 def _check_beam(beam: Optional[int]) -> None:
-    if beam is not None and not 1 <= beam <= 100:
-        fail(f"--beam must be from 1 to 100, got {beam}.", 2)
+    """--beam out of range: the library's one check (config.check_beam), a user error (status 1).
+    Only until translate and evaluate stop calling it: Translator checks the beam it searches with."""
+    from .config import check_beam
+
+    if beam is not None:
+        with reported_errors():
+            check_beam(beam)
 
 
 @app.command()
@@ -279,117 +281,44 @@ def inspect_alignment(
     batch_size: Annotated[int, typer.Option(help="Pairs per batch with --file.")] = 32,
 ) -> None:
     """Show which source words each target word attended to."""
-    _check_beam(beam)
     with reported_errors():
-        from .alignment import parse_pharaoh
+        from .alignment import LinkSettings, align_file, parse_pharaoh
+        from .render import check_picture_path
 
-        if min_weight is not None and not 0.0 <= min_weight <= 1.0:
-            raise OptionError(f"--min-weight must be from 0 to 1, got {min_weight}.")
-        if shift is not None and shift not in (0, 1):
-            raise OptionError(f"--shift must be 0 or 1, got {shift}.")
+        LinkSettings.check_options(min_weight, shift)
         if (sentence is None) == (file is None):
             raise OptionError("give either a SENTENCE or --file PAIRS.tsv.")
         if save is not None and file is not None:
             raise OptionError("--save draws one sentence's table; it cannot be used with --file.")
-        if save is not None and save.suffix.lower() not in (".svg", ".html"):
-            raise OptionError(f"--save {save}: the file name must end in .svg or .html.")
+        if save is not None:
+            check_picture_path(save)
         from .translator import Translator
 
         translator = Translator.load(model, sentences=None if file is not None else 1)
-        tuned = translator.link_defaults       # what the model's links were tuned with, if anything
-        min_weight = tuned.min_weight if min_weight is None else min_weight
-        mutual = tuned.mutual if mutual is None else mutual
-        shift = tuned.attention_shift if shift is None else shift
+        # what the model's links were tuned with, if anything, unless options say otherwise
+        settings = translator.link_defaults.overridden(min_weight, mutual, shift)
         if file is not None:
-            _align_file(translator, file, output_format, gold_file, min_weight, mutual, shift, batch_size, subwords)
+            for alignment, gold_links in align_file(translator, file, gold_file, settings.attention_shift, batch_size):
+                _show_alignment(alignment, output_format, subwords, settings, gold_links)
             return
-        alignment = translator.align(sentence, target, beam, attention_shift=shift)
+        alignment = translator.align(sentence, target, beam, attention_shift=settings.attention_shift)
         gold_links = parse_pharaoh(gold, "--gold: ") if gold else None
-        _print_alignment(alignment, output_format, subwords, min_weight, mutual, gold_links, save)
+        _show_alignment(alignment, output_format, subwords, settings, gold_links, save)
 
 
-def _print_alignment(alignment, output_format: OutputFormat, subwords: bool, min_weight: float, mutual: bool,
-                     gold_links, save: Optional[Path]) -> None:
-    from .alignment import format_pharaoh
+def _show_alignment(alignment, output_format: OutputFormat, subwords: bool, settings, gold_links,
+                    save: Optional[Path] = None) -> None:
+    """Write one alignment to stdout in `output_format` (and its table to `save`)."""
+    from .render import alignment_text, print_alignment_table, save_alignment_picture
 
-    links = alignment.links(min_weight, mutual)
-    if output_format is OutputFormat.pharaoh:
-        typer.echo(format_pharaoh(links))
-    elif output_format is OutputFormat.json:
-        typer.echo(json.dumps(_alignment_json(alignment, links), ensure_ascii=False))
+    links = alignment.links(settings.min_weight, settings.mutual)
+    if output_format is OutputFormat.table:
+        print_alignment_table(stdout_console(), alignment, subwords, links, gold_links)
     else:
-        from .render import alignment_table, legend
-        from rich.text import Text
-
-        console = stdout_console()
-        console.print(Text(" ".join(alignment.tgt_words)))
-        table = alignment_table(alignment, subwords, links, gold_links)
-        console.print(table)
-        console.print(legend(gold_links is not None), soft_wrap=True)
+        typer.echo(alignment_text(alignment, output_format.value, links))
     if save is not None:
-        _save_picture(alignment, subwords, links, gold_links, save)
-
-
-def _save_picture(alignment, subwords, links, gold_links, save: Path) -> None:
-    from rich.console import Console
-
-    from .render import alignment_table, legend
-
-    recorder = Console(record=True, width=200, file=io.StringIO())   # records only; nothing is shown
-    recorder.print(alignment_table(alignment, subwords, links, gold_links, title=" ".join(alignment.src_words)))
-    recorder.print(legend(gold_links is not None))
-    try:
-        if save.suffix.lower() == ".svg":
-            recorder.save_svg(str(save), title="attncli inspect alignment")
-        else:
-            recorder.save_html(str(save))
-    except OSError as exc:
-        raise OptionError(f"--save {save}: cannot write ({exc.strerror or exc}).") from None
-    sys.stderr.write(f"attncli: saved {save}\n")
-
-
-def _alignment_json(alignment, links) -> dict:
-    return {
-        "src_words": alignment.src_words, "tgt_words": alignment.tgt_words,
-        "src_pieces": alignment.src_pieces, "tgt_pieces": alignment.tgt_pieces,
-        "src_word_of_piece": alignment.src_word_of_piece, "tgt_word_of_piece": alignment.tgt_word_of_piece,
-        "word_weights": [[round(float(w), 6) for w in row] for row in alignment.word_weights],
-        "piece_weights": [[round(float(w), 6) for w in row] for row in alignment.piece_weights],
-        "links": [list(link) for link in links],
-        "log_probability": alignment.score,
-        "note": "word_weights: rows = target words, columns = source words + </s>; "
-                "piece_weights: rows = target pieces + </s>, columns = source pieces + </s>",
-    }
-
-
-def _align_file(translator, file: Path, output_format: OutputFormat, gold_file: Optional[Path],
-                min_weight: float, mutual: bool, shift: int, batch_size: int, subwords: bool) -> None:
-    """Teacher-forced alignment of every pair of `file`, streamed batch by batch."""
-    from .alignment import parse_pharaoh
-    from .corpus import check_readable_file, iter_pairs
-
-    if batch_size < 1:
-        raise OptionError(f"--batch-size must be at least 1, got {batch_size}.")
-    gold_lines = None
-    if gold_file is not None:
-        check_readable_file(gold_file)
-        gold_lines = gold_file.read_text(encoding="utf-8").splitlines()
-    pairs = iter_pairs(file)
-    index = 0
-    while True:
-        chunk = [pair for _, pair in zip(range(batch_size), pairs)]
-        if not chunk:
-            break
-        alignments = translator.align_batch([p.source for p in chunk], [p.target for p in chunk], attention_shift=shift)
-        for alignment in alignments:
-            gold_links = None
-            if gold_lines is not None:
-                if index >= len(gold_lines):
-                    raise CorpusError(f"{gold_file}: has fewer lines than {file}.")
-                gold_links = parse_pharaoh(gold_lines[index], f"{gold_file}:{index + 1}: ")
-            _print_alignment(alignment, output_format, subwords, min_weight, mutual, gold_links, None)
-            index += 1
-        sys.stdout.flush()
+        save_alignment_picture(alignment, subwords, links, gold_links, save)
+        sys.stderr.write(f"attncli: saved {save}\n")
 
 
 @inspect_app.command("aer")
@@ -400,30 +329,11 @@ def inspect_aer(
 ) -> None:
     """Score predicted word alignments against gold: AER, precision, recall."""
     with reported_errors():
-        from .alignment import parse_pharaoh, score_alignments
-        from .corpus import check_readable_file
+        from .alignment import score_alignment_files
+        from .render import aer_json, aer_text
 
-        for path in (gold, hypothesis):
-            check_readable_file(path)
-        gold_links = [parse_pharaoh(line, f"{gold}:{n}: ") for n, line in enumerate(_read_lines(gold), 1)]
-        predicted = [parse_pharaoh(line, f"{hypothesis}:{n}: ")[1] for n, line in enumerate(_read_lines(hypothesis), 1)]
-        if len(predicted) != len(gold_links):
-            raise CorpusError(f"{hypothesis} has {len(predicted)} lines but {gold} has {len(gold_links)}.")
-        score = score_alignments(gold_links, predicted)
-        if as_json:
-            typer.echo(json.dumps({"aer": score.aer, "precision": score.precision, "recall": score.recall,
-                                   "links": score.predicted, "sure": score.sure, "possible": score.possible,
-                                   "sentences": score.sentences}))
-        else:
-            typer.echo(f"AER {score.aer:.4f}  precision {score.precision:.4f}  recall {score.recall:.4f}  "
-                       f"({score.sentences} sentences, {score.predicted} links; gold {score.sure} sure, {score.possible} possible)")
-
-
-def _read_lines(path: Path) -> list[str]:
-    from .corpus import decode_line
-
-    with open(path, "rb") as handle:
-        return [decode_line(raw, path, n) for n, raw in enumerate(handle, 1)]
+        score = score_alignment_files(gold, hypothesis)
+        typer.echo(aer_json(score) if as_json else aer_text(score))
 
 
 def main(argv: Optional[list[str]] = None) -> int:

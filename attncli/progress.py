@@ -56,5 +56,6 @@ class TrainingProgress:
             mark = "*" if event.improved else " "
             self.console.print(
                 f"{mark} epoch {event.epoch:3d} update {event.step:6d}  dev loss {event.dev_loss:.3f}  "
-                f"BLEU {event.dev_bleu:5.2f}  chrF {event.dev_chrf:5.2f}  [{_clock(event.elapsed_s)}]",
+                f"BLEU {event.dev_bleu:5.2f}  chrF {event.dev_chrf:5.2f}  [{_clock(event.elapsed_s)}]"
+                + (f"  {event.message}" if event.message else ""),
                 markup=False, highlight=False)

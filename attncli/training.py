@@ -37,7 +37,9 @@ from .corpus import check_readable_file
 from .errors import ModelFileError, OptionError
 from .loss import sequence_loss
 from .model import Seq2Seq
+from .model_info import ModelInfo, SearchDefaults
 from .modelfile import CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model
+from .schedule import judge, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
 from .training_data import TrainingData, make_training_batch, prepare_data
@@ -137,7 +139,7 @@ class RunSetup:
     model: Seq2Seq
     out_dir: Path
     fingerprint: dict
-    info: dict                    # written into the model's config.json
+    info: ModelInfo               # the model card written into config.json
     on_event: Callable[[TrainEvent], None]
     guard: StopRequests
 
@@ -232,8 +234,8 @@ class TrainingRun:
         """
         progress, config = self.progress, self.config
         validated = bool(progress.history) and progress.history[-1]["step"] == progress.step
-        due = progress.step % config.valid_every == 0 if config.valid_every else end_of_epoch
-        if due and progress.step > 0:
+        last_update = end_of_epoch and progress.epoch >= config.epochs          # the run ends with a validation
+        if validation_due(progress.step, self.steps_per_epoch, end_of_epoch, config) or last_update:
             if not validated:
                 self.validate()
                 validated = True
@@ -254,34 +256,37 @@ class TrainingRun:
                                 self.config.batch_tokens)
         self.model.train()
         with setup.guard.critical():
-            improved = (scores.bleu, -scores.loss) > (progress.best.bleu, -progress.best.loss)
+            verdict = judge(scores.bleu, scores.loss, progress.best.bleu, progress.best.loss, progress.lowest_loss,
+                            progress.step, self.config)
             progress.history.append({
                 "step": progress.step, "epoch": epoch, "elapsed_s": round(self.elapsed(), 1),
                 "dev_loss": round(scores.loss, 4), "dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2),
                 "precision": progress.precision})
-            if improved:
+            progress.lowest_loss = min(progress.lowest_loss, scores.loss)
+            if verdict.progress:
+                progress.bad_validations = 0
+            elif verdict.counts:
+                progress.bad_validations += 1
+                progress.lr_scale *= self.config.lr_decay
+            if verdict.best:
                 progress.best = BestScores(scores.bleu, scores.chrf, scores.loss, progress.step)
                 self.best_states.append(copy.deepcopy(self.model.state_dict()))
                 del self.best_states[: -self.config.average_last]
-                progress.bad_validations = 0
                 self.save_best()
-            else:
-                progress.bad_validations += 1
-                progress.lr_scale *= self.config.lr_decay
             if checkpoint:
                 save_train_state(self.state_dir, self.checkpoint_state())
         setup.on_event(TrainEvent("validation", epoch=epoch, step=progress.step, dev_loss=scores.loss,
-                                  dev_bleu=scores.bleu, dev_chrf=scores.chrf, improved=improved,
-                                  elapsed_s=self.elapsed(), precision=progress.precision))
+                                  dev_bleu=scores.bleu, dev_chrf=scores.chrf, improved=verdict.best,
+                                  elapsed_s=self.elapsed(), precision=progress.precision, message=verdict.note))
 
     def save_best(self) -> None:
         """Write the model folder with the current weights and the run's summary."""
         setup, progress, best = self.setup, self.progress, self.progress.best
-        summary = dict(setup.info, best={"dev_bleu": round(best.bleu, 2), "dev_chrf": round(best.chrf, 2),
-                                         "dev_loss": round(best.loss, 4), "step": best.step,
-                                         "epoch": min(progress.epoch, self.config.epochs)},
-                       training_seconds=round(self.elapsed(), 1), training_precision=progress.precision,
-                       history=progress.history)
+        summary = dataclasses.replace(
+            setup.info, best={"dev_bleu": round(best.bleu, 2), "dev_chrf": round(best.chrf, 2),
+                              "dev_loss": round(best.loss, 4), "step": best.step,
+                              "epoch": min(progress.epoch, self.config.epochs)},
+            training_seconds=round(self.elapsed(), 1), training_precision=progress.precision, history=progress.history)
         save_model(setup.out_dir, self.model, setup.data.src_tok, setup.data.tgt_tok, summary,
                    fp16=self.config.fp16_weights)
 
@@ -356,11 +361,11 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     if start_model is not None and saved is None:
         model.load_state_dict(start_model.model.state_dict())
         on_event(TrainEvent("start", message=f"starting from the weights of {init_from}"))
-    info = {"train_config": config.to_dict(), "corpus": str(corpus_path),
-            "dev": str(dev_path) if dev_path is not None else None,
-            "guide_alignments": str(guide_path) if guide_path is not None else None,
-            "init_from": str(init_from) if init_from is not None else None,
-            "defaults": {"beam_size": config.beam, "length_penalty": config.length_penalty}}
+    info = ModelInfo(train_config=config.to_dict(), corpus=str(corpus_path),
+                     dev=str(dev_path) if dev_path is not None else None,
+                     guide_alignments=str(guide_path) if guide_path is not None else None,
+                     init_from=str(init_from) if init_from is not None else None,
+                     defaults=SearchDefaults(config.beam, config.length_penalty))
     setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals))
     run = TrainingRun(setup, resolve_train_precision(config.train_precision), saved)
     run.start = clock_start - run.progress.elapsed_s          # reading and encoding count as training time

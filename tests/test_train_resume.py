@@ -26,6 +26,18 @@ from attncli.training import TrainingInterrupted, train
 
 # The number-words task (conftest.numbers), small enough that a run takes about a second.
 
+@pytest.fixture(scope="module", autouse=True)
+def schedule_for_toy_epochs():
+    """The toy corpus has ~13-update epochs and runs ~40 updates: validate per epoch and let
+    validations without progress decay the learning rate and count for patience from the start
+    (real corpora get schedule.py's minimum interval and settling), so every part of the saved
+    state changes during these runs."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr("attncli.schedule.MIN_VALID_INTERVAL", 1)
+        patch.setattr("attncli.schedule.SETTLE_UPDATES", 0)
+        yield
+
+
 RUN = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=300, epochs=3,
                   warmup_steps=5, learning_rate=0.02, patience=10, threads=1, seed=5, valid_every=8,
                   average_last=3, fp16_weights=False)
