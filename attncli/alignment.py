@@ -13,16 +13,24 @@ whose strongest weight is below `min_weight` gets no link (diffuse attention; pr
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Iterable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 
 import numpy as np
 
-from .errors import CorpusError, InputError, ModelFileError
+from .corpus import check_readable_file, decode_line, iter_pairs
+from .errors import CorpusError, InputError, OptionError
+from .model_info import LinkSettings, ModelInfo   # LinkSettings: importable from here too
 from .tokenizer import MAX_INPUT_PIECES, Tokenizer
 
 if TYPE_CHECKING:
     from torch import Tensor
+
+    from .translator import Translator
+
+PharaohLinks = tuple[set[tuple[int, int]], set[tuple[int, int]]]   # (sure, possible) links of one pair
 
 
 @dataclass
@@ -129,29 +137,9 @@ def assemble_alignment(source: str, src_ids: list[int], src_word_of_piece: list[
         score=float(np.asarray(log_probs[:rows], dtype=np.float64).sum()), attention_shift=attention_shift)
 
 
-@dataclass(frozen=True)
-class LinkSettings:
-    """How `inspect alignment` turns attention into links (see Alignment.links and word_alignment)."""
-
-    min_weight: float = 0.0
-    mutual: bool = False
-    attention_shift: int = 0
-
-
-def read_link_defaults(info: dict[str, Any]) -> LinkSettings:
+def read_link_defaults(info: ModelInfo | dict[str, Any]) -> LinkSettings:
     """The link settings a model was tuned with (config.json info.alignment_links), else the plain ones."""
-    stored = info.get("alignment_links")
-    if stored is None:
-        return LinkSettings()
-    try:
-        settings = LinkSettings(float(stored["min_weight"]), stored["mutual"], int(stored["attention_shift"]))
-    except (TypeError, KeyError, ValueError):
-        settings = None
-    if settings is None or not 0.0 <= settings.min_weight <= 1.0 or not isinstance(settings.mutual, bool) \
-            or settings.attention_shift not in (0, 1):
-        raise ModelFileError("config.json: info.alignment_links needs min_weight (0 to 1), mutual (true/false) "
-                             "and attention_shift (0 or 1).")
-    return settings
+    return ModelInfo.coerce(info).links
 
 
 def guide_attention(links: Iterable[tuple[int, int]], src_word_of_piece: Sequence[int],
@@ -180,7 +168,7 @@ def format_pharaoh(links: Iterable[tuple[int, int]]) -> str:
     return " ".join(f"{i}-{j}" for i, j in links)
 
 
-def parse_pharaoh(line: str, where: str = "") -> tuple[set[tuple[int, int]], set[tuple[int, int]]]:
+def parse_pharaoh(line: str, where: str = "") -> PharaohLinks:
     """Sure and possible links of one Pharaoh line: `i-j` sure, `ipj` (or `i?j`) possible; P includes S."""
     sure, possible = set(), set()
     for token in line.split():
@@ -195,6 +183,35 @@ def parse_pharaoh(line: str, where: str = "") -> tuple[set[tuple[int, int]], set
         else:
             raise CorpusError(f"{where}expected links like 0-1 or 0p1, found '{token}'.")
     return sure, possible
+
+
+def read_pharaoh_lines(path: Path) -> list[str]:
+    """The lines of a Pharaoh file, decoded as UTF-8 (a bad byte is an error naming the line)."""
+    check_readable_file(path)
+    with open(path, "rb") as handle:
+        return [decode_line(raw, path, line_no) for line_no, raw in enumerate(handle, 1)]
+
+
+def align_file(translator: "Translator", pairs_path: Path, gold_path: Optional[Path] = None,
+               attention_shift: int = 0, batch_size: int = 32) -> Iterator[tuple[Alignment, Optional[PharaohLinks]]]:
+    """Teacher-forced alignment of every pair of a source<TAB>target file, streamed `batch_size`
+    pairs at a time, each with its gold links from the same line of `gold_path` (if given)."""
+    if batch_size < 1:
+        raise OptionError(f"--batch-size must be at least 1, got {batch_size}.")
+    gold_lines = read_pharaoh_lines(gold_path) if gold_path is not None else None
+    pairs = iter_pairs(pairs_path)
+    index = 0
+    while chunk := list(itertools.islice(pairs, batch_size)):
+        alignments = translator.align_batch([p.source for p in chunk], [p.target for p in chunk],
+                                            attention_shift=attention_shift)
+        for alignment in alignments:
+            gold = None
+            if gold_lines is not None:
+                if index >= len(gold_lines):
+                    raise CorpusError(f"{gold_path}: has fewer lines than {pairs_path}.")
+                gold = parse_pharaoh(gold_lines[index], f"{gold_path}:{index + 1}: ")
+            yield alignment, gold
+            index += 1
 
 
 @dataclass
@@ -226,3 +243,15 @@ def score_alignments(gold: Sequence[tuple[set, set]], predicted: Sequence[set]) 
     recall = a_and_s / size_s if size_s else 0.0
     aer = 1.0 - (a_and_s + a_and_p) / (size_a + size_s) if size_a + size_s else 0.0
     return AlignmentScore(aer, precision, recall, size_a, size_s, size_p, len(gold))
+
+
+def score_alignment_files(gold_path: Path, hypothesis_path: Path) -> AlignmentScore:
+    """`score_alignments` of a predicted Pharaoh file against a gold one, line by line."""
+    for path in (gold_path, hypothesis_path):
+        check_readable_file(path)
+    gold = [parse_pharaoh(line, f"{gold_path}:{n}: ") for n, line in enumerate(read_pharaoh_lines(gold_path), 1)]
+    predicted = [parse_pharaoh(line, f"{hypothesis_path}:{n}: ")[1]
+                 for n, line in enumerate(read_pharaoh_lines(hypothesis_path), 1)]
+    if len(predicted) != len(gold):
+        raise CorpusError(f"{hypothesis_path} has {len(predicted)} lines but {gold_path} has {len(gold)}.")
+    return score_alignments(gold, predicted)

@@ -1,9 +1,10 @@
 """Save and load a model folder: config.json, model.safetensors and the SentencePiece model(s).
 
-The only module that knows the file format. Nothing is unpickled: weights are safetensors,
-settings JSON, tokenizers SentencePiece protos. Shapes in the JSON are checked against the
-safetensors header before anything is built, so a hostile file cannot make us allocate more than
-the file holds. Saving builds the folder beside the target and renames it into place.
+The only module that knows the file format; the model card (config.json's `info`) is
+model_info.ModelInfo. Nothing is unpickled: weights are safetensors, settings JSON, tokenizers
+SentencePiece protos. Shapes in the JSON are checked against the safetensors header before
+anything is built, so a hostile file cannot make us allocate more than the file holds. Saving
+builds the folder beside the target and renames it into place.
 """
 
 from __future__ import annotations
@@ -12,7 +13,6 @@ import errno
 import glob
 import hashlib
 import json
-import math
 import os
 import shutil
 from contextlib import contextmanager
@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from .config import ModelConfig
 from .errors import ModelFileError
+from .model_info import LinkSettings, ModelInfo
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:            # torch is imported where it is used: reading a model folder needs none
@@ -49,7 +50,12 @@ class ModelFolder:
     config: ModelConfig
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    info: dict[str, Any] = field(default_factory=dict)   # training summary and search defaults
+    model_info: ModelInfo = field(default_factory=ModelInfo)   # training summary, search and link defaults
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The model card as config.json has it (ModelInfo.to_dict)."""
+        return self.model_info.to_dict()
 
     @property
     def weights_path(self) -> Path:
@@ -61,7 +67,12 @@ class LoadedModel:
     model: Seq2Seq
     src_tokenizer: Tokenizer
     tgt_tokenizer: Tokenizer
-    info: dict[str, Any] = field(default_factory=dict)   # training summary and search defaults
+    model_info: ModelInfo = field(default_factory=ModelInfo)   # training summary, search and link defaults
+
+    @property
+    def info(self) -> dict[str, Any]:
+        """The model card as config.json has it (ModelInfo.to_dict)."""
+        return self.model_info.to_dict()
 
 
 def fsync_file(path: Path) -> None:
@@ -163,11 +174,14 @@ def atomic_dir(directory: Path | str) -> Iterator[Path]:
 
 
 def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
-               info: dict[str, Any] | None = None, fp16: bool = False) -> Path:
-    """Write a complete model folder atomically; `fp16` halves its size (loading casts back)."""
+               info: ModelInfo | dict[str, Any] | None = None, fp16: bool = False) -> Path:
+    """Write a complete model folder atomically; `fp16` halves its size (loading casts back).
+
+    `info` is the model card (a dict is read as ModelInfo.from_dict reads config.json)."""
     import torch
     from safetensors.torch import save_file
 
+    card = ModelInfo.coerce(info)
     with atomic_dir(directory) as build:
         state = {name: tensor.detach().to(torch.float16 if fp16 else torch.float32).contiguous()
                  for name, tensor in model.state_dict().items()}
@@ -188,7 +202,7 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
             "tokenizer": {"type": "sentencepiece-unigram", "joint": joint,
                           "src_sha256": _digest(src_tokenizer), "tgt_sha256": _digest(tgt_tokenizer)},
             "weights_dtype": "float16" if fp16 else "float32",
-            "info": info or {},
+            "info": card.to_dict(),
         }
         write_bytes(build / CONFIG_FILE, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
     return Path(directory)
@@ -200,10 +214,9 @@ def store_link_defaults(directory: Path | str, min_weight: float, mutual: bool, 
     (tuned on gold alignments, e.g. by benchmarks/alignment.py --store-best). Atomic rewrite."""
     directory = Path(directory)
     document = _read_config(directory)
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
-    info["alignment_links"] = {"min_weight": float(min_weight), "mutual": bool(mutual),
-                               "attention_shift": int(attention_shift), **({"measured": measured} if measured else {})}
-    document["info"] = info
+    settings = LinkSettings.from_dict({"min_weight": float(min_weight), "mutual": bool(mutual),
+                                       "attention_shift": int(attention_shift)})
+    document["info"] = ModelInfo.from_dict(document.get("info")).with_links(settings, measured).to_dict()
     temporary = directory / f".{CONFIG_FILE}.tmp-{os.getpid()}"
     try:
         write_bytes(temporary, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())
@@ -234,6 +247,11 @@ def _read_config(directory: Path) -> dict[str, Any]:
     if not path.is_file():
         raise ModelFileError(f"{directory}: not a model folder ({CONFIG_FILE} is missing).")
     return read_json_document(path, FORMAT, FORMAT_VERSION, "model config")
+
+
+def read_model_info(directory: Path | str) -> ModelInfo:
+    """The model card of a folder (config.json's `info`), without reading its tokenizers or weights."""
+    return ModelInfo.from_dict(_read_config(Path(directory)).get("info"))
 
 
 def _read_tokenizer(path: Path) -> Tokenizer:
@@ -276,16 +294,10 @@ def read_weights(folder: ModelFolder, framework: str = "pt") -> dict[str, Any]:
         raise ModelFileError(f"{path}: corrupt or truncated safetensors file ({exc}).") from None
 
 
-def search_defaults(info: dict[str, Any]) -> tuple[int, float]:
-    """Beam size and length penalty stored at training time (5 and 1.0 when absent)."""
-    defaults = info.get("defaults") if isinstance(info.get("defaults"), dict) else {}
-    try:
-        beam, alpha = int(defaults.get("beam_size", 5)), float(defaults.get("length_penalty", 1.0))
-    except (TypeError, ValueError):
-        beam, alpha = 0, math.nan
-    if beam < 1 or not math.isfinite(alpha):
-        raise ModelFileError(f"{CONFIG_FILE}: info.defaults needs beam_size (at least 1) and length_penalty (a number).")
-    return beam, alpha
+def search_defaults(info: ModelInfo | dict[str, Any]) -> tuple[int, float]:
+    """Beam size and length penalty stored at training time (5 and 1.0 when absent): ModelInfo.search."""
+    search = ModelInfo.coerce(info).search
+    return search.beam_size, search.length_penalty
 
 
 def resolve_model_path(name_or_dir: str | Path) -> Path:
@@ -324,8 +336,7 @@ def read_model_folder(directory: Path | str) -> ModelFolder:
         raise ModelFileError(
             f"{directory}: the SentencePiece vocabulary ({len(src_tokenizer)}/{len(tgt_tokenizer)} pieces) "
             f"does not match the weights ({config.src_vocab_size}/{config.tgt_vocab_size}).")
-    info = document.get("info") if isinstance(document.get("info"), dict) else {}
-    return ModelFolder(directory, config, src_tokenizer, tgt_tokenizer, info)
+    return ModelFolder(directory, config, src_tokenizer, tgt_tokenizer, ModelInfo.from_dict(document.get("info")))
 
 
 def load_model(directory: Path | str) -> LoadedModel:
@@ -338,4 +349,4 @@ def load_model(directory: Path | str) -> LoadedModel:
         model = Seq2Seq(folder.config)
     model.load_state_dict(state, strict=not folder.config.tied_output)
     model.eval()
-    return LoadedModel(model, folder.src_tokenizer, folder.tgt_tokenizer, folder.info)
+    return LoadedModel(model, folder.src_tokenizer, folder.tgt_tokenizer, folder.model_info)

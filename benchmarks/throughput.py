@@ -310,10 +310,11 @@ def measure_timed_training(args: argparse.Namespace, train_tsv: Path, test_tsv: 
     log(f"attncli: `attncli train` for {args.minutes:g} minutes (default settings; its progress follows)")
     run = run_child([attncli, "train", str(train_tsv), "--out", str(model), "--max-minutes", str(args.minutes),
                      "--threads", str(args.threads), "--seed", str(args.seed), "--vocab-size", str(args.vocab_size)])
-    config = json.loads((model / "config.json").read_text(encoding="utf-8"))
+    from attncli.modelfile import read_model_info
+
+    card = read_model_info(model)
     figures = {"train_wall_s": run.wall_s, "train_max_rss_mib": run.max_rss_mib,
-               "training_seconds": config["info"].get("training_seconds"), "best": config["info"].get("best"),
-               "history": config["info"].get("history")}
+               "training_seconds": card.training_seconds, "best": card.best, "history": card.history}
     log("attncli: dev BLEU/chrF of that model, beam 5")
     scores = run_child([attncli, "evaluate", str(test_tsv), "--model", str(model), "--beam", "5", "--json",
                         "--threads", str(args.threads)])

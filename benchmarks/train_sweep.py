@@ -21,6 +21,8 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
+from attncli.modelfile import read_model_info
+
 ROOT = Path(__file__).resolve().parent.parent
 CORPUS = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
 ATTNCLI = str(Path(sys.executable).parent / "attncli")
@@ -53,8 +55,7 @@ def run_variant(name: str, extra: list[str], args: argparse.Namespace) -> dict:
         subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log_file, check=True)
     result = subprocess.run([ATTNCLI, "evaluate", str(args.dev), "--model", str(folder), "--beam", "5",
                              "--json", "--threads", str(args.threads)], capture_output=True, text=True, check=True)
-    info = json.loads((folder / "config.json").read_text())["info"]
-    history = [h for h in info.get("history", []) if "dev_bleu" in h]
+    history = [h for h in read_model_info(folder).history or [] if "dev_bleu" in h]
     scores = json.loads(result.stdout)
     log(f"{name}: BLEU {scores['bleu']:.2f}")
     return {"name": name, "bleu": scores["bleu"], "chrf": scores["chrf"],

@@ -1,0 +1,193 @@
+"""The model card: the `info` block of a model's config.json, as one typed object.
+
+ModelInfo is the one owner of that block. Training builds it, modelfile.save_model and
+store_link_defaults write it, read_model_folder reads it, and the runtimes take their search
+defaults (`info.defaults`) and link settings (`info.alignment_links`) from it. The layout on disk
+is the one the shipped models have:
+
+    "info": {"train_config": {...}, "corpus": "...", "dev": null, "guide_alignments": null,
+             "init_from": null, "defaults": {"beam_size": 5, "length_penalty": 1.0},
+             "best": {...}, "training_seconds": 5160.4, "training_precision": "float32",
+             "history": [{...}, ...],
+             "alignment_links": {"min_weight": 0.4, "mutual": true, "attention_shift": 0, "measured": {...}}}
+
+Every key is optional. `from_dict` is strict on the keys it knows (a bad value is one
+ModelFileError naming config.json and the key) and keeps the keys it does not know, so that a
+rewrite (store_link_defaults) loses nothing.
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import math
+from dataclasses import dataclass, field
+from typing import Any, Optional
+
+from .errors import ModelFileError, OptionError
+
+WHERE = "config.json: info"
+MIN_WEIGHT_RANGE = (0.0, 1.0)   # a link needs at least this share of its target word's attention
+ATTENTION_SHIFTS = (0, 1)       # 0: the attention that predicted a word; 1: the one after reading it
+# Where a training run's data came from: written together (null: none given) once a run records any.
+SOURCE_KEYS = ("corpus", "dev", "guide_alignments", "init_from")
+INFO_KEYS = ("train_config", *SOURCE_KEYS, "defaults", "best", "training_seconds", "training_precision", "history",
+             "alignment_links")   # the keys ModelInfo knows, in the order it writes them
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value: Any) -> str:
+    """A value for a one-line message: its repr if short, else its JSON type."""
+    text = repr(value)
+    return text if len(text) <= 40 and "\n" not in text else f"a {type(value).__name__}"
+
+
+def _need(data: dict[str, Any], key: str, kinds: tuple[type, ...], what: str, where: str = WHERE) -> Any:
+    """data[key] (None when absent or null), refused unless it is one of `kinds`."""
+    value = data.get(key)
+    if value is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+        return value
+    raise ModelFileError(f"{where}.{key} must be {what}, got {_shown(value)}.")
+
+
+@dataclass(frozen=True)
+class SearchDefaults:
+    """`info.defaults`: the beam size and length penalty `translate` uses unless told otherwise."""
+
+    beam_size: int = 5
+    length_penalty: float = 1.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"beam_size": self.beam_size, "length_penalty": self.length_penalty}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "SearchDefaults":
+        """Missing keys take the plain defaults (5, 1.0); a bad value is a ModelFileError."""
+        data = data if isinstance(data, dict) else None
+        beam = data.get("beam_size", 5) if data is not None else None
+        alpha = data.get("length_penalty", 1.0) if data is not None else None
+        if not (isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1) \
+                or not (_is_number(alpha) and math.isfinite(alpha)):
+            raise ModelFileError(f"{WHERE}.defaults needs beam_size (at least 1) and length_penalty (a number).")
+        return cls(beam, float(alpha))
+
+
+@dataclass(frozen=True)
+class LinkSettings:
+    """How `inspect alignment` turns attention into links (see alignment.Alignment.links and
+    word_alignment); `info.alignment_links` holds the ones a model was tuned with."""
+
+    min_weight: float = 0.0
+    mutual: bool = False
+    attention_shift: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"min_weight": float(self.min_weight), "mutual": bool(self.mutual),
+                "attention_shift": int(self.attention_shift)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "LinkSettings":
+        data = data if isinstance(data, dict) else {}
+        min_weight, mutual, shift = data.get("min_weight"), data.get("mutual"), data.get("attention_shift")
+        low, high = MIN_WEIGHT_RANGE
+        if not (_is_number(min_weight) and low <= min_weight <= high) or not isinstance(mutual, bool) \
+                or isinstance(shift, bool) or shift not in ATTENTION_SHIFTS:
+            raise ModelFileError(f"{WHERE}.alignment_links needs min_weight (0 to 1), mutual (true/false) "
+                                 "and attention_shift (0 or 1).")
+        return cls(float(min_weight), mutual, int(shift))
+
+    @staticmethod
+    def check_options(min_weight: Optional[float] = None, attention_shift: Optional[int] = None) -> None:
+        """Refuse --min-weight or --shift outside the ranges config.json is held to (None: not given)."""
+        low, high = MIN_WEIGHT_RANGE
+        if min_weight is not None and not low <= min_weight <= high:
+            raise OptionError(f"--min-weight must be from {low:g} to {high:g}, got {min_weight}.")
+        if attention_shift is not None and attention_shift not in ATTENTION_SHIFTS:
+            raise OptionError(f"--shift must be {' or '.join(map(str, ATTENTION_SHIFTS))}, got {attention_shift}.")
+
+    def overridden(self, min_weight: Optional[float] = None, mutual: Optional[bool] = None,
+                   attention_shift: Optional[int] = None) -> "LinkSettings":
+        """These settings with the ones given as options (None: keep), checked by check_options."""
+        self.check_options(min_weight, attention_shift)
+        return LinkSettings(self.min_weight if min_weight is None else min_weight,
+                            self.mutual if mutual is None else mutual,
+                            self.attention_shift if attention_shift is None else attention_shift)
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    """The `info` block of config.json. None means the key is absent (the history of a model
+    that was not trained by attncli, say); `search` and `links` give the defaults that apply."""
+
+    train_config: Optional[dict[str, Any]] = None     # TrainConfig.to_dict() of the run
+    corpus: Optional[str] = None
+    dev: Optional[str] = None
+    guide_alignments: Optional[str] = None
+    init_from: Optional[str] = None
+    defaults: Optional[SearchDefaults] = None
+    best: Optional[dict[str, Any]] = None             # dev_bleu, dev_chrf, dev_loss, step, epoch
+    training_seconds: Optional[float] = None
+    training_precision: Optional[str] = None          # float32 or bfloat16
+    history: Optional[list[dict[str, Any]]] = None    # one record per validation
+    alignment_links: Optional[LinkSettings] = None
+    links_measured: Optional[dict[str, Any]] = None   # alignment_links.measured: how they scored on gold
+    extra: dict[str, Any] = field(default_factory=dict)   # keys this version does not know, kept as read
+
+    @property
+    def search(self) -> SearchDefaults:
+        return self.defaults or SearchDefaults()
+
+    @property
+    def links(self) -> LinkSettings:
+        return self.alignment_links or LinkSettings()
+
+    def with_links(self, settings: LinkSettings, measured: Optional[dict[str, Any]] = None) -> "ModelInfo":
+        return dataclasses.replace(self, alignment_links=settings, links_measured=measured or None)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object for config.json (a copy: changing it changes nothing here)."""
+        data: dict[str, Any] = {}
+        sources_recorded = self.train_config is not None or any(getattr(self, key) is not None for key in SOURCE_KEYS)
+        for key in INFO_KEYS:
+            value = getattr(self, key)
+            if isinstance(value, LinkSettings):
+                measured = {"measured": copy.deepcopy(self.links_measured)} if self.links_measured else {}
+                data[key] = {**value.to_dict(), **measured}
+            elif isinstance(value, SearchDefaults):
+                data[key] = value.to_dict()
+            elif value is not None or (key in SOURCE_KEYS and sources_recorded):
+                data[key] = copy.deepcopy(value)
+        data.update(copy.deepcopy(self.extra))
+        return data
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "ModelInfo":
+        """Read an `info` block (None: an empty one); a bad value is a ModelFileError naming it."""
+        if data is None:
+            return cls()
+        if not isinstance(data, dict):
+            raise ModelFileError(f"config.json: 'info' must be an object, got {_shown(data)}.")
+        history = _need(data, "history", (list,), "a list of validation records")
+        if history is not None and not all(isinstance(record, dict) for record in history):
+            raise ModelFileError(f"{WHERE}.history must be a list of validation records.")
+        links = data.get("alignment_links")
+        measured = _need(links, "measured", (dict,), "an object", f"{WHERE}.alignment_links") if isinstance(links, dict) else None
+        return cls(
+            train_config=_need(data, "train_config", (dict,), "an object"),
+            **{key: _need(data, key, (str,), "a path (a string) or null") for key in SOURCE_KEYS},
+            defaults=SearchDefaults.from_dict(data["defaults"]) if data.get("defaults") is not None else None,
+            best=_need(data, "best", (dict,), "an object"),
+            training_seconds=_need(data, "training_seconds", (int, float), "a number"),
+            training_precision=_need(data, "training_precision", (str,), "a string"),
+            history=history,
+            alignment_links=LinkSettings.from_dict(links) if links is not None else None,
+            links_measured=measured,
+            extra={key: value for key, value in data.items() if key not in INFO_KEYS})
+
+    @classmethod
+    def coerce(cls, info: "ModelInfo | dict[str, Any] | None") -> "ModelInfo":
+        """`info` as a ModelInfo: itself, or read from its JSON form."""
+        return info if isinstance(info, ModelInfo) else cls.from_dict(info)
