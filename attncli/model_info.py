@@ -48,7 +48,7 @@ def _shown(value: Any) -> str:
 def _need(data: dict[str, Any], key: str, kinds: tuple[type, ...], what: str, where: str = WHERE) -> Any:
     """data[key] (None when absent or null), refused unless it is one of `kinds`."""
     value = data.get(key)
-    if value is None or (isinstance(value, kinds) and not (isinstance(value, bool) and bool not in kinds)):
+    if value is None or (isinstance(value, kinds) and (bool in kinds or not isinstance(value, bool))):
         return value
     raise ModelFileError(f"{where}.{key} must be {what}, got {_shown(value)}.")
 
@@ -66,9 +66,10 @@ class SearchDefaults:
     @classmethod
     def from_dict(cls, data: Any) -> "SearchDefaults":
         """Missing keys take the plain defaults (5, 1.0); a bad value is a ModelFileError."""
-        data = data if isinstance(data, dict) else None
-        beam = data.get("beam_size", 5) if data is not None else None
-        alpha = data.get("length_penalty", 1.0) if data is not None else None
+        if isinstance(data, dict):
+            beam, alpha = data.get("beam_size", 5), data.get("length_penalty", 1.0)
+        else:
+            beam = alpha = None                 # not an object: refused below
         if not (isinstance(beam, int) and not isinstance(beam, bool) and beam >= 1) \
                 or not (_is_number(alpha) and math.isfinite(alpha)):
             raise ModelFileError(f"{WHERE}.defaults needs beam_size (at least 1) and length_penalty (a number).")
