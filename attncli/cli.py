@@ -131,6 +131,7 @@ def train(
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
     guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments).")] = DEFAULTS.guide_weight,
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
+    overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
     """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
@@ -151,7 +152,7 @@ def train(
         try:
             with TrainingProgress(stderr_console()) as progress:
                 result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume, guide_path=guide_alignments,
-                                      init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM))
+                                      init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM), overwrite=overwrite)
         except TrainingInterrupted as stopped:
             saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
             if stopped.result.state_dir is not None:

@@ -39,6 +39,7 @@ from .loss import sequence_loss
 from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
 from .modelfile import CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model
+from .run_lock import run_lock
 from .schedule import judge, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
@@ -326,8 +327,11 @@ class TrainingRun:
 def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | str, config: TrainConfig,
           on_event: Callable[[TrainEvent], None] = lambda event: None, resume: bool = False,
           stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None,
-          init_from: Path | str | None = None) -> TrainResult:
+          init_from: Path | str | None = None, overwrite: bool = False) -> TrainResult:
     """Train a model on `corpus_path`, validate on `dev_path`, keep the best in `out_dir`.
+
+    An existing model in `out_dir` is replaced only with `overwrite` (or by the run it belongs
+    to, on `resume`); one run at a time holds `out_dir` (run_lock.py).
 
     The training state is saved in `state_dir_for(out_dir)` (`OUT.train-state`) at every
     validation and when a signal in `stop_signals` or a KeyboardInterrupt stops the run (at an
@@ -347,7 +351,17 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     set_seed(config.seed)
     out_dir = Path(out_dir)
-    check_output_folder(out_dir)
+    check_output_folder(out_dir, overwrite or resume)
+    with run_lock(out_dir):
+        return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
+                             init_from, start_model, clock_start)
+
+
+def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path, config: TrainConfig,
+                  on_event: Callable[[TrainEvent], None], resume: bool, stop_signals: Sequence[int],
+                  guide_path: Path | str | None, init_from: Path | str | None, start_model: LoadedModel | None,
+                  clock_start: float) -> TrainResult:
+    """`train` once `out_dir` is checked and locked: data, model, the run."""
     for path in (corpus_path, dev_path):
         if path is not None:
             check_readable_file(Path(path))
@@ -395,12 +409,16 @@ def run_to_end(run: TrainingRun, resumed: bool) -> TrainResult:
     return run.result(stop)
 
 
-def check_output_folder(out_dir: Path) -> None:
+def check_output_folder(out_dir: Path, may_replace_model: bool) -> None:
     """Fail now rather than at the first validation, after minutes of training."""
     if out_dir.exists() and not out_dir.is_dir():
         raise OptionError(f"--out {out_dir}: is a file, not a model folder.")
     if out_dir.is_dir() and not (out_dir / CONFIG_FILE).is_file() and any(out_dir.iterdir()):
         raise OptionError(f"--out {out_dir}: exists and is not a model folder; refusing to replace it.")
+    unfinished = state_dir_for(out_dir).exists()       # its own message follows (saved_run)
+    if (out_dir / CONFIG_FILE).is_file() and not may_replace_model and not unfinished:
+        raise OptionError(f"--out {out_dir}: holds a model already; add --overwrite to replace it, "
+                          "or choose another --out.")
     try:
         out_dir.absolute().parent.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
