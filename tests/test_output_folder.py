@@ -37,11 +37,15 @@ def test_a_second_run_into_the_same_folder_is_refused_naming_the_first(corpus_fi
     assert (out / "config.json").is_file()
 
 
-def test_the_lock_is_released_when_its_holder_ends(tmp_path):
+def test_the_lock_is_released_and_removed_when_its_holder_ends(tmp_path):
     out = tmp_path / "m"
     with run_lock(out):
         descriptor = os.open(lock_path_for(out), os.O_RDWR)
         with pytest.raises(OSError):
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    assert not lock_path_for(out).exists()
     fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)        # free now
     os.close(descriptor)
+    lock_path_for(out).write_text("pid 1 on a host that died")    # left by a killed run
+    with run_lock(out):
+        assert str(os.getpid()) in lock_path_for(out).read_text()
