@@ -191,10 +191,7 @@ def translate(
     arithmetic (same output, no torch start-up: a quarter of a second); more stdin lines are
     batched through torch.
     """
-    _check_beam(beam)
     with reported_errors():
-        if threads < 0:
-            raise OptionError(f"--threads must not be negative, got {threads}.")
         if sentence is not None and not sentence.strip():
             raise OptionError("the sentence is empty.")
         from .translator import Translator
@@ -219,16 +216,6 @@ def _stdin_lines() -> Iterator[str]:
         yield decode_line(raw, "stdin", line_no)
 
 
-def _check_beam(beam: Optional[int]) -> None:
-    """--beam out of range: the library's one check (config.check_beam), a user error (status 1).
-    Only until translate and evaluate stop calling it: Translator checks the beam it searches with."""
-    from .config import check_beam
-
-    if beam is not None:
-        with reported_errors():
-            check_beam(beam)
-
-
 @app.command()
 def evaluate(
     test: Annotated[Path, typer.Argument(help="Test pairs: source<TAB>reference per line.")],
@@ -240,7 +227,6 @@ def evaluate(
     precision: PrecisionOption = Precision.int8,
 ) -> None:
     """Translate the source column of TEST and score it against the references (BLEU, chrF, TER)."""
-    _check_beam(beam)
     with reported_errors():
         import time
 

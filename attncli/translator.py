@@ -150,6 +150,8 @@ class Translator:
         Words are the whitespace tokens of the source and of the given target; for the model's
         own translation, the words are its output pieces grouped at word starts ("▁").
         """
+        if beam_size is not None:
+            check_beam(beam_size)
         src_encoded = [encode_sentence(self.src_tokenizer, source) for source in sources]
         if targets is None:
             beam, _ = self._search_settings(beam_size, None)
