@@ -308,6 +308,38 @@ def _show_alignment(alignment, output_format: OutputFormat, subwords: bool, sett
         sys.stderr.write(f"attncli: saved {save}\n")
 
 
+class StepFormat(str, Enum):
+    table = "table"
+    json = "json"
+
+
+@inspect_app.command("step")
+def inspect_step(
+    sentence: Annotated[str, typer.Argument(help="Source sentence.")],
+    word: Annotated[Optional[int], typer.Option(help="Show the step that predicts this target word (0-based; its first piece).")] = None,
+    piece: Annotated[Optional[int], typer.Option(help="Show the step that predicts this target piece (0-based; the number of pieces is the final </s>).")] = None,
+    target: Annotated[Optional[str], typer.Option(help="Read this translation (teacher-forced) instead of the model's own.")] = None,
+    model: ModelOption = "es-en",
+    beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
+    output_format: Annotated[StepFormat, typer.Option("--format", help="table, or json (every vector in full).")] = StepFormat.table,
+) -> None:
+    """Show one decoder step of Luong attention with its numbers: h_t, the scores, the softmax,
+    the context c_t, [c_t; h_t], h̃_t and the most probable next pieces."""
+    with reported_errors():
+        from .attention_steps import check_step_options, explain_step
+        from .render import attention_step_text, print_attention_step
+
+        check_step_options(sentence, word, piece, target)
+        from .translator import Translator
+
+        translator = Translator.load(model, sentences=1)
+        step = explain_step(translator, sentence, target, word=word, piece=piece, beam_size=beam)
+        if output_format is StepFormat.json:
+            typer.echo(attention_step_text(step))
+        else:
+            print_attention_step(stdout_console(), step)
+
+
 @inspect_app.command("aer")
 def inspect_aer(
     gold: Annotated[Path, typer.Argument(help="Gold Pharaoh file: i-j sure, ipj possible links.")],

@@ -6,14 +6,15 @@ its safetensors weights with NumPy (imported in ~0.1 s): the encoder, the decode
 `attncli.search_decoder` (int8 or float32 products, Luong dot attention) and the beam search of
 `attncli.search`, step for step, so it gives the same translations (tests/test_numpy_runtime.py
 compares both on models of every shape), and the teacher-forced attention that `inspect
-alignment` shows. It serves one sentence at a time; batches and training stay with torch.
+alignment` shows, step by step with every quantity (AttentionStep) for `inspect step`. It serves one sentence at a time; batches and training stay with torch.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 
@@ -125,13 +126,13 @@ class NumpySeq2Seq:
         h0 = np.tanh(final @ w["encoder.bridge.weight"].T + w["encoder.bridge.bias"])
         return Encoded(memory, np.repeat(h0[None], cfg.decoder_layers, axis=0))
 
-    def step_logits(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
-                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def step(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
+             memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, AttentionStep]:
         """One decoder step for `rows` hypotheses of one sentence.
 
         prev_ids (rows,); h, c (layers, rows, hidden); attentional (rows, hidden), the previous h̃
         (used with input feeding); memory (src_len, hidden). Returns logits (rows, vocab), the
-        new h, c, attentional, and the attention weights (rows, src_len).
+        new h, c, and the attention's five steps (AttentionStep).
         """
         cfg, w = self.config, self.w
         new_h, new_c = np.empty_like(h), np.empty_like(c)
@@ -143,14 +144,38 @@ class NumpySeq2Seq:
             else:
                 gates = recurrent(np.concatenate([new_h[layer - 1], h[layer]], axis=-1))
             new_h[layer], new_c[layer] = lstm_cell(gates, c[layer])
-        query = new_h[-1]                                                       # (rows, hidden)
+        attended = self.attend(new_h[-1], memory)
+        return self.output(attended.attentional), new_h, new_c, attended
+
+    def step_logits(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
+                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """`step`, returning logits (rows, vocab), the new h, c, attentional (rows, hidden) and the
+        attention weights (rows, src_len)."""
+        logits, new_h, new_c, attended = self.step(prev_ids, h, c, attentional, memory)
+        return logits, new_h, new_c, attended.attentional, attended.weights
+
+    def attend(self, query: np.ndarray, memory: np.ndarray) -> AttentionStep:
+        """Luong dot attention (attention.py's steps (1)-(5)) from decoder states query (rows,
+        hidden) over memory (src_len, hidden), one sentence: no padding, so nothing is masked."""
         scores = query @ memory.T                                               # (1) (rows, src_len)
         weights = np.exp(scores - scores.max(axis=-1, keepdims=True))
         weights /= weights.sum(axis=-1, keepdims=True)                          # (2)
         context = weights @ memory                                              # (3) (rows, hidden)
         combined = np.concatenate([context, query], axis=-1)                    # (4)
         attentional = np.tanh(self.combine(combined))                          # (5)
-        return self.output(attentional), new_h, new_c, attentional, weights
+        return AttentionStep(query, memory, scores, weights, context, combined, attentional)
+
+    def teacher_forced_steps(self, src_ids: list[int], tgt_ids: list[int]) -> Iterator[tuple[np.ndarray, AttentionStep]]:
+        """The model reading BOS + tgt_ids (src_ids end with EOS), step by step: for step t, the
+        logits (1, vocab) that predict piece t (EOS after the last) and that step's attention."""
+        encoded = self.encode(src_ids)
+        h = encoded.init_h[:, None]                                             # (layers, 1, hidden)
+        c = np.zeros_like(h)
+        attentional = np.zeros((1, self.config.hidden_size), np.float32)
+        for prev in [BOS_ID] + tgt_ids:
+            logits, h, c, attended = self.step(np.array([prev]), h, c, attentional, encoded.memory)
+            attentional = attended.attentional
+            yield logits, attended
 
     def teacher_forced(self, src_ids: list[int], tgt_ids: list[int]) -> tuple[np.ndarray, np.ndarray]:
         """search.teacher_forced_attention for one pair: the model reads BOS + tgt_ids.
@@ -159,16 +184,24 @@ class NumpySeq2Seq:
         attention that predicted piece t (the last row predicts EOS), and the log-probabilities
         (len(tgt_ids) + 1,) of the given pieces and the final EOS.
         """
-        encoded = self.encode(src_ids)
-        h = encoded.init_h[:, None]                                             # (layers, 1, hidden)
-        c = np.zeros_like(h)
-        attentional = np.zeros((1, self.config.hidden_size), np.float32)
         weights, log_probs = [], []
-        for prev, gold in zip([BOS_ID] + tgt_ids, tgt_ids + [EOS_ID]):
-            logits, h, c, attentional, step_weights = self.step_logits(np.array([prev]), h, c, attentional, encoded.memory)
+        for (logits, attended), gold in zip(self.teacher_forced_steps(src_ids, tgt_ids), tgt_ids + [EOS_ID]):
             log_probs.append(log_softmax(logits)[0, gold])
-            weights.append(step_weights[0])
+            weights.append(attended.weights[0])
         return np.stack(weights), np.array(log_probs, dtype=np.float32)
+
+
+@dataclass
+class AttentionStep:
+    """The quantities of one attention step (attention.py's docstring), one row per decoder state."""
+
+    query: np.ndarray                  # (rows, hidden) h_t, the decoder's top-layer state
+    memory: np.ndarray                 # (src_len, hidden) h̄_s, the projected encoder states
+    scores: np.ndarray                 # (1) (rows, src_len) h_t · h̄_s
+    weights: np.ndarray                # (2) (rows, src_len) softmax of the scores
+    context: np.ndarray                # (3) (rows, hidden) c_t = Σ_s a_t(s) h̄_s
+    combined: np.ndarray               # (4) (rows, 2*hidden) [c_t; h_t]
+    attentional: np.ndarray            # (5) (rows, hidden) h̃_t = tanh(W_c [c_t; h_t] (+ b_c))
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -238,6 +271,10 @@ class NumpyTranslator(Translator):
                    batch_tokens: int) -> list[list[int] | None]:
         return [None if ids is None else beam_search_one(self.model, ids + [EOS_ID], beam, alpha) for ids in encoded]
 
+    @functools.cached_property
+    def float_model(self) -> NumpySeq2Seq:
+        """The model in its own float32 arithmetic, which the attention shown is computed in."""
+        return NumpySeq2Seq(self.config, self.weights, "float32")
+
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        float_model = NumpySeq2Seq(self.config, self.weights, "float32")       # the model's own arithmetic
-        return [float_model.teacher_forced(src + [EOS_ID], tgt) for src, tgt in zip(sources, targets)]
+        return [self.float_model.teacher_forced(src + [EOS_ID], tgt) for src, tgt in zip(sources, targets)]

@@ -1,4 +1,5 @@
-"""Everything `inspect` shows: alignment tables, their pictures, JSON and Pharaoh lines, AER.
+"""Everything `inspect` shows: alignment tables, their pictures, JSON and Pharaoh lines, AER,
+and one attention step with its numbers (`inspect step`).
 
 Text formats are returned as strings; tables are rich renderables, printed by `print_alignment_table`
 on the console the caller gives (the CLI's stdout) or recorded into an SVG/HTML picture. Tokens
@@ -10,14 +11,18 @@ from __future__ import annotations
 import io
 import json
 from pathlib import Path
-from typing import Any, Collection, Optional
+from typing import TYPE_CHECKING, Any, Collection, Optional
 
+import numpy as np
 from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
 from .alignment import Alignment, AlignmentScore, PharaohLinks, format_pharaoh
 from .errors import OptionError
+
+if TYPE_CHECKING:
+    from .attention_steps import StepExplanation
 
 WEAK_PERCENT = 10   # cells below this are dimmed
 
@@ -146,3 +151,146 @@ def aer_json(score: AlignmentScore) -> str:
 def aer_text(score: AlignmentScore) -> str:
     return (f"AER {score.aer:.4f}  precision {score.precision:.4f}  recall {score.recall:.4f}  "
             f"({score.sentences} sentences, {score.predicted} links; gold {score.sure} sure, {score.possible} possible)")
+
+
+# -- inspect step: one attention step with its numbers ----------------------------------------
+
+STEP_VALUES_SHOWN = 6      # the first values of each vector in the terminal view
+BAR_WIDTH = 24
+_EIGHTHS = " ▏▎▍▌▋▊▉"
+
+
+def _bar(fraction: float, width: int = BAR_WIDTH) -> str:
+    """A horizontal bar `fraction` (0..1) of `width` characters, in eighths of a character."""
+    eighths = int(round(max(0.0, min(1.0, fraction)) * width * 8))
+    full, part = divmod(eighths, 8)
+    return "█" * full + (_EIGHTHS[part] if part else "")
+
+
+def _norm(vector) -> float:
+    return float(np.sqrt((np.asarray(vector, dtype=np.float64) ** 2).sum()))
+
+
+def _vector_lines(name: str, vector, values: bool = True) -> Text:
+    """`name` in bold, then `N values, norm X: [the first few values …]` indented below it."""
+    text = Text(name, style="bold")
+    text.append(f"\n    {len(vector)} values, norm {_norm(vector):.3f}")
+    if values:
+        shown = " ".join(f"{float(v):+.3f}" for v in vector[:STEP_VALUES_SHOWN])
+        text.append(f": [{shown}{' …' if len(vector) > STEP_VALUES_SHOWN else ''}]")
+    return text
+
+
+def _probability(value: float) -> str:
+    """4 decimals, or 2 significant digits for what would print as 0.0000."""
+    return f"{value:.4f}" if value >= 0.00005 or value == 0.0 else f"{value:.1e}"
+
+
+def attention_step_json(step: StepExplanation) -> dict[str, Any]:
+    """Every vector of the step in full (float32 values written exactly), so that the arithmetic
+    can be redone: scores = encoder_states @ decoder_state, weights = softmax(scores), context =
+    weights @ encoder_states, attentional = tanh(W_c [context; decoder_state] (+ b_c))."""
+    def floats(vector) -> list[float]:
+        return [float(v) for v in vector]
+
+    return {
+        "source_pieces": step.source_pieces, "target_pieces": step.target_pieces, "target_words": step.target_words,
+        "target_word_of_piece": step.target_word_of_piece,
+        "piece_index": step.piece_index, "word_index": step.word_index, "previous_piece": step.previous_piece,
+        "target_given": step.given,
+        "mask": [True] * len(step.source_pieces),
+        "decoder_state": floats(step.decoder_state),
+        "encoder_states": [floats(row) for row in step.encoder_states],
+        "scores": floats(step.scores), "weights": floats(step.weights),
+        "context": floats(step.context), "context_shares": floats(step.context_shares),
+        "combined": floats(step.combined),
+        "combine_bias": None if step.combine_bias is None else floats(step.combine_bias),
+        "attentional": floats(step.attentional),
+        "top": [{"piece": piece, "probability": probability} for piece, probability in step.top],
+        "chosen": step.chosen, "chosen_probability": step.chosen_probability, "chosen_rank": step.chosen_rank,
+        "note": "step piece_index predicts target_pieces[piece_index] after reading previous_piece; "
+                "encoder_states: one h̄_s per source piece (</s> included), projected to the decoder size; "
+                "one sentence, so no padding: mask is all true and no score is set to -inf; "
+                "scores = encoder_states @ decoder_state; weights = softmax(scores); "
+                "context = weights @ encoder_states; combined = [context; decoder_state]; "
+                "attentional = tanh(W_c combined (+ combine_bias)), W_c = decoder.attention.combine.weight; "
+                "top: softmax(decoder.output.weight @ attentional + decoder.output.bias), best first",
+    }
+
+
+def attention_step_text(step: StepExplanation) -> str:
+    """`attention_step_json` as one line of JSON."""
+    return json.dumps(attention_step_json(step), ensure_ascii=False)
+
+
+def print_attention_step(console: Console, step: StepExplanation) -> None:
+    """The terminal view of one attention step (fits 80 columns): h_t, then steps (1)-(5) and the
+    most probable next pieces."""
+    source = Text("source pieces: ", style="dim").append(" ".join(step.source_pieces), style="")
+    target = Text("target pieces: ", style="dim").append(" ".join(step.target_pieces), style="")
+    target.append(f"  ({'--target' if step.given else 'the model’s translation'})", style="dim")
+    where = f"target piece {step.piece_index}"
+    if step.word_index is None:
+        where += ", the end of the translation"
+    else:
+        first = step.piece_index == 0 or step.target_word_of_piece[step.piece_index - 1] != step.word_index
+        where += f", {'first piece of' if first else 'in'} word {step.word_index} {step.target_words[step.word_index]!r}"
+    head = Text(f"Step {step.piece_index}: after reading {step.previous_piece}, the decoder predicts ")
+    head.append(step.chosen, style="bold")
+    head.append(f"\n({where}).")
+    for line in (source, target, Text(), head, Text()):
+        console.print(line)
+    console.print(_vector_lines("h_t, the decoder state (top layer)", step.decoder_state))
+    console.print()
+    console.print(Text("(1) score(s) = h_t · h̄_s for each source piece s, h̄_s its encoder state\n"
+                       "    (one sentence, so no padding: nothing is masked)\n"
+                       "(2) a_t(s) = softmax(score)(s), the attention distribution", style="bold"))
+    table = Table()
+    table.add_column("s", justify="right")
+    table.add_column("source piece", no_wrap=True, overflow="ellipsis", max_width=20)
+    table.add_column("(1) score", justify="right")
+    table.add_column("(2) a_t", justify="right")
+    table.add_column("", no_wrap=True, min_width=BAR_WIDTH)
+    strongest = int(step.weights.argmax())
+    for s, (piece, score, weight) in enumerate(zip(step.source_pieces, step.scores, step.weights)):
+        style = "bold green" if s == strongest else ("dim" if weight < WEAK_PERCENT / 100 else "")
+        table.add_row(str(s), Text(piece), f"{float(score):.3f}", Text(_probability(float(weight)), style=style),
+                      Text(_bar(float(weight)), style="green"))
+    console.print(table)
+    console.print()
+    console.print(_vector_lines("(3) c_t = Σ_s a_t(s) h̄_s, the context vector", step.context))
+    shares = step.context_shares
+    order = [int(s) for s in np.argsort(-shares, kind="stable")[:3]]
+    most = Text("    from: ")
+    most.append(", ".join(f"{step.source_pieces[s]} {100 * float(shares[s]):.1f}%" for s in order))
+    most.append("  (a_t(s) h̄_s·c_t / c_t·c_t)", style="dim")
+    console.print(most)
+    console.print(_vector_lines("(4) [c_t; h_t], c_t then h_t", step.combined, values=False))
+    bias = step.combine_bias is not None
+    console.print(_vector_lines(f"(5) h̃_t = tanh(W_c [c_t; h_t]{' + b_c' if bias else ''}), "
+                                f"W_c {len(step.attentional)}×{len(step.combined)}{'' if bias else ', no bias'}",
+                                step.attentional))
+    console.print()
+    console.print(Text(f"Next piece: p = softmax(W_o h̃_t + b_o) over {len(step.probabilities)} pieces",
+                       style="bold"))
+    mark = "◀ given" if step.given else "◀ chosen"
+    top = Table()
+    top.add_column("rank", justify="right")
+    top.add_column("piece", no_wrap=True, overflow="ellipsis", max_width=20)
+    top.add_column("p", justify="right")
+    top.add_column("", no_wrap=True, min_width=BAR_WIDTH + len(mark) + 1)
+    rows = [(rank, piece, probability) for rank, (piece, probability) in enumerate(step.top, start=1)]
+    if step.chosen not in [piece for piece, _ in step.top]:
+        rows += [None, (step.chosen_rank, step.chosen, step.chosen_probability)]
+    for row in rows:
+        if row is None:
+            top.add_row("…", "", "", "")
+            continue
+        rank, piece, probability = row
+        chosen = piece == step.chosen
+        bar = Text(_bar(probability), style="green")
+        if chosen:
+            bar.append(" " + mark, style="bold yellow")
+        top.add_row(str(rank), Text(piece, style="bold" if chosen else ""), _probability(probability), bar)
+    console.print(top)
+
