@@ -29,7 +29,7 @@ inspect_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_ex
 app.add_typer(inspect_app, name="inspect")
 
 DEFAULTS = TrainConfig()   # `attncli train` option defaults are the TrainConfig defaults
-ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or the name of a shipped model (es-en, fr-en).")]
+ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, or a model name: see `attncli models` (shipped: es-en, fr-en).")]
 
 
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
@@ -104,19 +104,19 @@ def train(
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = DEFAULTS.max_minutes,
     patience: Annotated[int, typer.Option(help="Stop after this many validations without progress (dev BLEU up, or dev loss 2% below its lowest), counted after the first 1,000 updates.")] = DEFAULTS.patience,
     valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch, at least 100 updates apart).")] = DEFAULTS.valid_every,
-    vocab_size: Annotated[int, typer.Option(help="SentencePiece vocabulary size.")] = DEFAULTS.vocab_size,
+    vocab_size: Annotated[Optional[int], typer.Option(help="SentencePiece vocabulary size. Default: from the corpus size (1k-8k; README 'Train').")] = None,
     joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = DEFAULTS.joint_vocab,
     embed_size: Annotated[int, typer.Option(help="Embedding size.")] = DEFAULTS.embed_size,
     hidden_size: Annotated[int, typer.Option(help="Decoder (and attention) size; the encoder has half per direction.")] = DEFAULTS.hidden_size,
     encoder_layers: Annotated[int, typer.Option(help="Encoder LSTM layers.")] = DEFAULTS.encoder_layers,
     decoder_layers: Annotated[int, typer.Option(help="Decoder LSTM layers.")] = DEFAULTS.decoder_layers,
-    dropout: Annotated[float, typer.Option(help="Dropout rate.")] = DEFAULTS.dropout,
+    dropout: Annotated[Optional[float], typer.Option(help="Dropout rate. Default: from the corpus size (0.3 below 30k pairs, else 0.2).")] = None,
     input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = DEFAULTS.input_feeding,
-    tied_output: Annotated[bool, typer.Option(help="Share target embeddings and output layer (needs embed = hidden size).")] = DEFAULTS.tied_output,
+    tied_output: Annotated[Optional[bool], typer.Option("--tied-output/--no-tied-output", help="Share target embeddings and output layer (needs embed = hidden size). Default: from the corpus size (tied below 30k pairs).")] = None,
     attention_bias: Annotated[bool, typer.Option(help="Add a bias to the attention's output projection, tanh(W_c [c; h] + b_c) (Luong's has none).")] = DEFAULTS.attention_bias,
-    batch_tokens: Annotated[int, typer.Option(help="Tokens per batch, padding included.")] = DEFAULTS.batch_tokens,
+    batch_tokens: Annotated[Optional[int], typer.Option(help="Tokens per batch, padding included. Default: from the corpus size (2,048 below 30k pairs, else 4,096).")] = None,
     learning_rate: Annotated[float, typer.Option(help="Adam learning rate after warm-up.")] = DEFAULTS.learning_rate,
-    warmup_steps: Annotated[int, typer.Option(help="Linear learning-rate warm-up, in updates.")] = DEFAULTS.warmup_steps,
+    warmup_steps: Annotated[Optional[int], typer.Option(help="Linear learning-rate warm-up, in updates. Default: from the corpus size (100 below 5k pairs, else 400).")] = None,
     lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without progress (after the first 1,000 updates).")] = DEFAULTS.lr_decay,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = DEFAULTS.label_smoothing,
     clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = DEFAULTS.clip_norm,
@@ -248,6 +248,19 @@ def evaluate(
             for metric in ("bleu", "chrf", "ter"):
                 typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
             typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {precision.value})")
+
+
+@app.command("models")
+def models(
+    as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
+) -> None:
+    """List the models --model NAME finds, in search order: the working directory, each folder of
+    $ATTNCLI_MODELS, the user data folder, the shipped models (the first of a name is used)."""
+    with reported_errors():
+        from .model_list import find_models, models_json, models_table
+
+        entries = find_models()
+        typer.echo(models_json(entries) if as_json else models_table(entries))
 
 
 @inspect_app.command("alignment")

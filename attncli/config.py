@@ -154,19 +154,19 @@ class TrainConfig:
     about a field names that option.
     """
 
-    vocab_size: int = 8000
+    vocab_size: int | None = None     # None: chosen from the corpus size (recipe.py)
     joint_vocab: bool = True
     embed_size: int = 256
     hidden_size: int = 256
     encoder_layers: int = 1
     decoder_layers: int = 1
-    dropout: float = 0.2
+    dropout: float | None = None      # None: chosen from the corpus size (recipe.py)
     input_feeding: bool = False
-    tied_output: bool = False
+    tied_output: bool | None = None   # None: chosen from the corpus size (recipe.py)
     attention_bias: bool = False
-    batch_tokens: int = 4096
+    batch_tokens: int | None = None   # None: chosen from the corpus size (recipe.py)
     learning_rate: float = 0.002
-    warmup_steps: int = 400
+    warmup_steps: int | None = None   # None: chosen from the corpus size (recipe.py)
     lr_decay: float = 0.5            # multiply the learning rate by this when dev BLEU stalls
     label_smoothing: float = 0.1
     clip_norm: float = 5.0
@@ -185,27 +185,33 @@ class TrainConfig:
     fp16_weights: bool = True        # save the model's weights in float16
 
     def validate(self) -> None:
-        """Check option values; the message names the CLI option."""
+        """Check option values; the message names the CLI option. Unset (None) recipe fields
+        are checked once recipe.complete_recipe has chosen them."""
+        given = {name: value for name, value in self.to_dict().items() if value is not None}
         for name in ("vocab_size", "embed_size", "hidden_size", "encoder_layers", "decoder_layers"):
-            check_size(name, getattr(self, name), option_name(name))
+            if name in given:
+                check_size(name, given[name], option_name(name))
         check_beam(self.beam)
         for name in ("batch_tokens", "epochs", "patience", "max_len", "average_last"):
-            if getattr(self, name) < 1:
-                raise OptionError(f"{option_name(name)} must be at least 1, got {getattr(self, name)}.")
+            if given.get(name, 1) < 1:
+                raise OptionError(f"{option_name(name)} must be at least 1, got {given[name]}.")
         if self.hidden_size % 2:
             raise OptionError(f"--hidden-size must be even, got {self.hidden_size}.")
         for name in ("warmup_steps", "valid_every", "threads"):
-            if getattr(self, name) < 0:
+            if given.get(name, 0) < 0:
                 raise OptionError(f"{option_name(name)} must not be negative.")
         for name in ("learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing",
                      "dropout", "guide_weight"):
-            if not math.isfinite(getattr(self, name)):
-                raise OptionError(f"{option_name(name)} must be a finite number, got {getattr(self, name)}.")
+            if not math.isfinite(given.get(name, 0.0)):
+                raise OptionError(f"{option_name(name)} must be a finite number, got {given[name]}.")
         for name, low, high, closed in (("dropout", 0.0, 1.0, False), ("label_smoothing", 0.0, 1.0, False),
                                         ("guide_weight", 0.0, 100.0, True)):
-            value = getattr(self, name)
+            value = given.get(name, low)
             if not (low <= value <= high if closed else low <= value < high):
                 raise OptionError(f"{option_name(name)} must be in [{low:g}, {high:g}{']' if closed else ')'}, got {value}.")
+        self._check_optimiser()
+
+    def _check_optimiser(self) -> None:
         if self.learning_rate <= 0 or self.clip_norm <= 0:
             raise OptionError("--learning-rate and --clip-norm must be positive.")
         if not 0.0 < self.lr_decay <= 1.0:

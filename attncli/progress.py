@@ -39,6 +39,9 @@ class TrainingProgress:
     def update(self, event: TrainEvent) -> None:
         if event.kind == "start":
             self.progress.update(self.task, description=event.message)
+        elif event.kind in ("note", "warning"):
+            prefix = "warning: " if event.kind == "warning" else ""
+            self.console.print(f"{prefix}{event.message}", markup=False, highlight=False)
         elif event.kind == "step" and not self.live:
             if event.elapsed_s - self.last_log >= self.log_every_s:
                 self.last_log = event.elapsed_s

@@ -50,7 +50,8 @@ from .validation import dev_scores
 
 @dataclass
 class TrainEvent:
-    """What happened: kind is "start", "step", "validation" or "end"; other fields as they apply."""
+    """What happened: kind is "start", "note" (the recipe chosen from the data), "warning" (about
+    the data), "step", "validation" or "end"; other fields as they apply."""
 
     kind: str
     epoch: int = 0
@@ -368,9 +369,9 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
     init_weights = resolve_model_path(init_from) / WEIGHTS_FILE if init_from is not None else None
     fingerprint = run_fingerprint(corpus_path, dev_path, config, guide_path, init_weights)
     saved = saved_run(out_dir, fingerprint, resume)
-    on_event(TrainEvent("start", message=f"reading {corpus_path}"))
     data = prepare_data(corpus_path, dev_path, guide_path, config, starting_tokenizers(saved, start_model),
-                        lambda message: on_event(TrainEvent("start", message=message)))
+                        lambda kind, message: on_event(TrainEvent(kind, message=message)))
+    config = data.config                                     # with the recipe's choices
     model = Seq2Seq(config.model_config(len(data.src_tok), len(data.tgt_tok)))
     if start_model is not None and saved is None:
         model.load_state_dict(start_model.model.state_dict())

@@ -17,6 +17,7 @@ from .batch import Batch, make_batch
 from .config import TrainConfig
 from .corpus import SentencePair, check_readable_file, decode_line, read_pairs
 from .errors import CorpusError, OptionError
+from .recipe import complete_recipe
 from .tokenizer import Tokenizer
 
 
@@ -30,13 +31,15 @@ class EncodedCorpus:
 
 @dataclass
 class TrainingData:
-    """A run's encoded training and dev pairs, its tokenizers, and the dev references."""
+    """A run's encoded training and dev pairs, its tokenizers, the dev references, and the run's
+    config with the options left to the recipe chosen for this corpus (recipe.py)."""
 
     train: EncodedCorpus
     dev: EncodedCorpus
     dev_references: list[str]
     src_tok: Tokenizer
     tgt_tok: Tokenizer
+    config: TrainConfig
 
 
 def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tuple[Tokenizer, Tokenizer]:
@@ -92,12 +95,14 @@ def split_dev(pairs: list[SentencePair], fraction: float = 0.01, limit: int = 20
 
 def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_path: Path | str | None,
                  config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None,
-                 report: Callable[[str], None] = lambda message: None) -> TrainingData:
-    """Read, shuffle (seeded: the files are sorted by length), split off dev, tokenize, encode.
+                 report: Callable[[str, str], None] = lambda kind, message: None) -> TrainingData:
+    """Read, shuffle (seeded: the files are sorted by length), split off dev, choose the recipe,
+    tokenize, encode. `report(kind, message)` hears what happens: kind "start" (what it is doing),
+    "note" (the recipe chosen) or "warning" (what looks wrong with the data; training goes on).
 
     `tokenizers` are those of a resumed run or of the model being fine-tuned; None trains new ones.
     """
-    report(f"reading {corpus_path}")
+    report("start", f"reading {corpus_path}")
     train_pairs = read_pairs(corpus_path)
     guides = read_guides(guide_path, len(train_pairs)) if guide_path is not None else None
     order = list(range(len(train_pairs)))
@@ -109,15 +114,44 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
         guides = guides[: len(train_pairs)] if guides is not None else None
     else:
         dev_pairs = read_pairs(dev_path)
+    config, recipe = complete_recipe(config, len(train_pairs))
+    config.validate()
+    notes = [("note", recipe)] if recipe else []            # told once the data is ready
+    notes += [("warning", warning) for warning in data_warnings(train_pairs, dev_pairs)]
     if tokenizers is None:
-        report(f"training SentencePiece ({config.vocab_size} pieces)")
+        report("start", f"training SentencePiece ({config.vocab_size} pieces)")
         tokenizers = train_tokenizers(train_pairs, config)
+        if len(tokenizers[1]) < config.vocab_size:
+            notes.append(("warning", f"SentencePiece made {len(tokenizers[1]):,} pieces, not the {config.vocab_size:,} "
+                                     "of --vocab-size: the corpus has too little text for more."))
     src_tok, tgt_tok = tokenizers
     train = encode_corpus(train_pairs, src_tok, tgt_tok, config.max_len, guides)
     if not train.src:
         raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
+    for kind, message in notes:
+        report(kind, message)
     return TrainingData(train, encode_corpus(dev_pairs, src_tok, tgt_tok), [pair.target for pair in dev_pairs],
-                        src_tok, tgt_tok)
+                        src_tok, tgt_tok, config)
+
+
+SMALL_CORPUS = 1000          # fewer training pairs than this: warn
+MOSTLY_DUPLICATES = 0.5      # fewer distinct pairs than this share: warn
+
+
+def data_warnings(train_pairs: Sequence[SentencePair], dev_pairs: Sequence[SentencePair]) -> list[str]:
+    """One line for each thing that makes a poor model likely; training goes on."""
+    warnings = []
+    if len(train_pairs) < SMALL_CORPUS:
+        warnings.append(f"only {len(train_pairs):,} training pairs: expect a weak model "
+                        f"(a few thousand pairs is already a small corpus).")
+    distinct = set(train_pairs)
+    if len(distinct) < MOSTLY_DUPLICATES * len(train_pairs):
+        warnings.append(f"{len(train_pairs) - len(distinct):,} of {len(train_pairs):,} training pairs are duplicates.")
+    shared = sum(pair in distinct for pair in dev_pairs)
+    if shared:
+        warnings.append(f"{shared:,} of {len(dev_pairs):,} dev pairs are also training pairs: "
+                        "dev scores will look better than the model is.")
+    return warnings
 
 
 def make_training_batch(data: EncodedCorpus, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer) -> Batch:

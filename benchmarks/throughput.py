@@ -177,11 +177,13 @@ def worker_train(spec: dict) -> dict:
     from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
     from attncli.training import set_seed, train_step
+    from attncli.recipe import complete_recipe
     from attncli.training_precision import resolve_train_precision
 
     data = json.loads(Path(spec["data"]).read_text())
     config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"],
                          train_precision=spec.get("precision", "auto"))
+    config, _ = complete_recipe(config, len(data["src"]))     # as `attncli train` fills the unset options
     precision = resolve_train_precision(config.train_precision)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)

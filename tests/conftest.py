@@ -19,7 +19,7 @@ from attncli.training import train
 DATA = Path(__file__).parent / "data"
 SLICE = DATA / "es-en-slice.tsv"
 
-TINY = TrainConfig(vocab_size=300, embed_size=32, hidden_size=32, dropout=0.1, batch_tokens=1200, epochs=4,
+TINY = TrainConfig(vocab_size=300, embed_size=32, hidden_size=32, dropout=0.1, batch_tokens=1200, epochs=4, tied_output=False,
                    warmup_steps=10, learning_rate=0.01, patience=10, threads=1, seed=3)
 
 

@@ -9,7 +9,7 @@ import pytest
 from attncli.config import TrainConfig
 from attncli.schedule import LOSS_PROGRESS, MIN_VALID_INTERVAL, SETTLE_UPDATES, judge, validation_due
 
-CONFIG = TrainConfig()          # warm-up 400 < SETTLE_UPDATES
+CONFIG = TrainConfig(warmup_steps=400)          # the shipped recipe: warm-up 400 < SETTLE_UPDATES
 
 
 @pytest.mark.parametrize("step, steps_per_epoch, end_of_epoch, valid_every, due", [

@@ -17,7 +17,7 @@ from conftest import assert_one_line_error
 
 NUMBERS = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=150, epochs=5,
                       warmup_steps=5, learning_rate=0.02, patience=10, threads=1, seed=5, valid_every=6,
-                      fp16_weights=False)
+                      fp16_weights=False, tied_output=False)
 
 
 @pytest.fixture(scope="module")

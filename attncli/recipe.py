@@ -1,0 +1,53 @@
+"""A recipe chosen from the data: the options a user leaves unset, filled in from the corpus size.
+
+The defaults of `attncli train` were tuned on 114k Tatoeba pairs; with the same options a 10,000-
+pair corpus gave dev BLEU 3.5 in 8 minutes, and 26.3 with a few options picked by hand (a 2k
+vocabulary, tied output embeddings, dropout 0.3, 2,048-token batches). Sennrich & Zhang (2019,
+"Revisiting Low-Resource Neural Machine Translation") found the same for RNN models on small
+data: small subword vocabularies, small batches, more dropout, tied embeddings. The rule, by
+training pairs (after the dev split):
+
+    pairs             vocabulary  batch tokens  dropout  tied output*  warm-up
+    < 5,000           1,000       2,048         0.3      yes           100 updates
+    < 30,000          2,000       2,048         0.3      yes           400
+    < 60,000          4,000       4,096         0.2      no            400
+    60,000 or more    8,000       4,096         0.2      no            400   (the shipped es-en recipe)
+
+    * tied output embeddings only when --embed-size equals --hidden-size (the default 256/256).
+
+Any option given on the command line (or set in TrainConfig) wins over the rule.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from .config import TrainConfig
+
+# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up); the last row: the rest.
+RULE = (
+    (5_000, 1000, 2048, 0.3, True, 100),
+    (30_000, 2000, 2048, 0.3, True, 400),
+    (60_000, 4000, 4096, 0.2, False, 400),
+    (None, 8000, 4096, 0.2, False, 400),
+)
+CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps")
+
+
+def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
+    """`config` with its unset (None) recipe fields chosen for `pairs` training pairs, and a line
+    saying what was chosen (empty if nothing was)."""
+    row = next(row for row in RULE if row[0] is None or pairs < row[0])
+    _, vocab, batch, dropout, tied, warmup = row
+    rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
+            "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup}
+    chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
+    if not chosen:
+        return config, ""
+    words = {"vocab_size": f"vocabulary {chosen.get('vocab_size', 0):,}",
+             "batch_tokens": f"batches of {chosen.get('batch_tokens', 0):,} tokens",
+             "dropout": f"dropout {chosen.get('dropout', 0):g}",
+             "tied_output": "tied output embeddings" if chosen.get("tied_output") else "separate output embeddings",
+             "warmup_steps": f"warm-up {chosen.get('warmup_steps', 0)} updates"}
+    described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
+    return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs → {described} (options override)"

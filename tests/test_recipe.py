@@ -1,0 +1,71 @@
+"""The recipe chosen from the corpus size, and the warnings about the data."""
+
+from __future__ import annotations
+
+import pytest
+
+from attncli.config import TrainConfig
+from attncli.corpus import SentencePair
+from attncli.recipe import complete_recipe
+from attncli.training_data import data_warnings
+
+
+@pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup", [
+    (2_500, 1000, 2048, 0.3, True, 100), (10_000, 2000, 2048, 0.3, True, 400),
+    (45_000, 4000, 4096, 0.2, False, 400), (114_000, 8000, 4096, 0.2, False, 400)])
+def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup):
+    config, line = complete_recipe(TrainConfig(), pairs)
+    assert (config.vocab_size, config.batch_tokens, config.dropout, config.tied_output, config.warmup_steps) == \
+        (vocab, batch, dropout, tied, warmup)
+    assert line.startswith(f"{pairs:,} training pairs → vocabulary {vocab:,}")
+    config.validate()
+
+
+def test_the_shipped_recipe_is_unchanged_on_the_full_corpus():
+    """The full es-en corpus gets the values that trained the shipped model (README 'Shipped models')."""
+    config, _ = complete_recipe(TrainConfig(embed_size=256, hidden_size=384, dropout=0.25), 112_000)
+    assert (config.vocab_size, config.batch_tokens, config.dropout, config.tied_output, config.warmup_steps) == \
+        (8000, 4096, 0.25, False, 400)
+
+
+def test_options_given_win():
+    given = TrainConfig(vocab_size=500, batch_tokens=1000, dropout=0.1, tied_output=False, warmup_steps=7)
+    config, line = complete_recipe(given, 2_500)
+    assert config == given and line == ""
+    config, line = complete_recipe(TrainConfig(vocab_size=3000), 2_500)
+    assert config.vocab_size == 3000 and config.batch_tokens == 2048 and "vocabulary" not in line
+
+
+def test_tied_only_when_sizes_allow():
+    config, line = complete_recipe(TrainConfig(embed_size=128, hidden_size=256), 2_500)
+    assert config.tied_output is False and "separate output embeddings" in line
+    config.validate()
+
+
+def pairs(*texts: str) -> list[SentencePair]:
+    return [SentencePair(text, text.upper()) for text in texts]
+
+
+def test_warnings_about_the_data():
+    many = pairs(*[f"frase {i}" for i in range(1200)])
+    assert data_warnings(many, pairs("otra")) == []
+    small = data_warnings(many[:300], pairs("otra"))
+    assert len(small) == 1 and "only 300 training pairs" in small[0]
+    duplicated = data_warnings(many[:400] * 3, pairs("otra"))
+    assert any("800 of 1,200 training pairs are duplicates" in warning for warning in duplicated)
+    overlap = data_warnings(many, many[:5] + pairs("otra"))
+    assert overlap == ["5 of 6 dev pairs are also training pairs: dev scores will look better than the model is."]
+
+
+def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):
+    result = run_cli(["train", corpus_files[0], "--dev", corpus_files[0], "--out", tmp_path / "m", "--epochs", "1",
+                      "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--threads", "1"])
+    assert result.exit_code in (0, None), result.stderr
+    lines = result.stderr.splitlines()
+    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates (options override)" in lines
+    assert "warning: only 360 training pairs: expect a weak model (a few thousand pairs is already a small corpus)." in lines
+    assert any(line.startswith("warning: 360 of 360 dev pairs are also training pairs") for line in lines)
+    import json
+
+    stored = json.loads((tmp_path / "m" / "config.json").read_text())["info"]["train_config"]
+    assert (stored["batch_tokens"], stored["dropout"], stored["tied_output"], stored["warmup_steps"]) == (2048, 0.3, True, 100)
