@@ -30,7 +30,7 @@ import torch
 from .config import ModelConfig, TrainConfig
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
-from .modelfile import fsync_file, write_bytes, atomic_dir, read_json_document
+from .modelfile import settle_safetensors_file, write_bytes, atomic_dir, read_json_document
 from .tokenizer import Tokenizer
 
 STATE_FORMAT = "attncli-train-state"
@@ -154,7 +154,7 @@ def save_train_state(directory: Path | str, state: TrainState) -> Path:
             for name, tensor in best.items():
                 tensors[f"best.{number}.{name}"] = tensor.detach().float().clone().contiguous()
         save_file(tensors, str(build / TENSORS_FILE), metadata={"format": STATE_FORMAT})
-        fsync_file(build / TENSORS_FILE)
+        settle_safetensors_file(build / TENSORS_FILE)
         write_bytes(build / SRC_SPM_FILE, state.src_spm)
         write_bytes(build / TGT_SPM_FILE, state.tgt_spm)
         progress = dataclasses.asdict(state.progress)

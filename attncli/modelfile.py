@@ -4,7 +4,8 @@ The only module that knows the file format; the model card (config.json's `info`
 model_info.ModelInfo. Nothing is unpickled: weights are safetensors, settings JSON, tokenizers
 SentencePiece protos. Shapes in the JSON are checked against the safetensors header before
 anything is built, so a hostile file cannot make us allocate more than the file holds. Saving
-builds the folder beside the target and renames it into place.
+builds the folder beside the target and renames it into place. A model NAME is found along
+model_search_path (working directory, $ATTNCLI_MODELS, user data folder, shipped models).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
 
 from .config import ModelConfig
 from .errors import ModelFileError
@@ -38,8 +39,20 @@ TGT_SPM_FILE = "spm.tgt.model"
 TIED_KEY = "decoder.output.weight"   # a view of decoder.embed.weight when embeddings are tied
 
 PICKLE_SIGNS = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ / a torch.save zip archive
-MODELS_DIR = Path(__file__).resolve().parent.parent / "models"
 DEFAULT_MODEL = "es-en"
+MODELS_ENV = "ATTNCLI_MODELS"   # folders of model folders (os.pathsep-separated), searched after the working directory
+
+
+def shipped_models_dir() -> Path:
+    """The models that come with attncli: `attncli/shipped_models/` in an installed package (the
+    wheel maps the repository's `models/` there), else `models/` beside the source tree (a clone,
+    an editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "shipped_models"
+    return installed if installed.is_dir() else package.parent / "models"
+
+
+MODELS_DIR = shipped_models_dir()
 
 
 @dataclass
@@ -78,6 +91,15 @@ class LoadedModel:
 def fsync_file(path: Path) -> None:
     with open(path, "rb") as handle:
         os.fsync(handle.fileno())
+
+
+def settle_safetensors_file(path: Path) -> None:
+    """Give a file safetensors wrote the mode any new file gets (0666 less the umask: it writes
+    through a temporary file of mode 0600), then flush it to disk."""
+    umask = os.umask(0o077)     # read it (the stricter value holds for an instant, not 0)
+    os.umask(umask)
+    os.chmod(path, 0o666 & ~umask)
+    fsync_file(path)
 
 
 def write_bytes(path: Path, data: bytes) -> None:
@@ -188,7 +210,7 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
         if model.config.tied_output:
             state.pop(TIED_KEY)
         save_file(state, str(build / WEIGHTS_FILE), metadata={"format": FORMAT})
-        fsync_file(build / WEIGHTS_FILE)
+        settle_safetensors_file(build / WEIGHTS_FILE)
         joint = src_tokenizer.model_proto == tgt_tokenizer.model_proto
         if joint:
             write_bytes(build / JOINT_SPM_FILE, src_tokenizer.model_proto)
@@ -300,17 +322,48 @@ def search_defaults(info: ModelInfo | dict[str, Any]) -> tuple[int, float]:
     return search.beam_size, search.length_penalty
 
 
+class SearchPlace(NamedTuple):
+    """A folder of model folders that `--model NAME` searches, and what kind of place it is."""
+
+    kind: str            # "working directory", "$ATTNCLI_MODELS", "user" or "shipped"
+    directory: Path
+
+
+def user_models_dir() -> Path:
+    """`models/` in attncli's user data folder (platformdirs): $XDG_DATA_HOME/attncli/models,
+    by default ~/.local/share/attncli/models, on Linux; ~/Library/Application Support/attncli/models on macOS."""
+    from platformdirs import user_data_dir
+
+    return Path(user_data_dir("attncli", appauthor=False)) / "models"
+
+
+def model_search_path() -> list[SearchPlace]:
+    """Where a model NAME is looked for, in order (the one owner of this order): the working
+    directory, each folder listed in $ATTNCLI_MODELS, the user data folder, the shipped models."""
+    listed = [SearchPlace(f"${MODELS_ENV}", Path(entry).absolute())
+              for entry in os.environ.get(MODELS_ENV, "").split(os.pathsep) if entry]
+    return [SearchPlace("working directory", Path.cwd()), *listed,
+            SearchPlace("user", user_models_dir()), SearchPlace("shipped", MODELS_DIR)]
+
+
 def resolve_model_path(name_or_dir: str | Path) -> Path:
-    """A model folder path, or the name of a folder under the shipped `models/`."""
+    """A model folder: a path to one, or a NAME, found as the first NAME/config.json along
+    model_search_path() (a folder ./NAME without config.json is returned last, so that loading it
+    says what it lacks)."""
     path = Path(name_or_dir)
+    if len(path.parts) != 1 or path.name == "..":
+        if path.is_dir():
+            return path
+        raise ModelFileError(f"unknown model '{name_or_dir}': no such folder.")
+    places = model_search_path()
+    for place in places:
+        if (place.directory / path / CONFIG_FILE).is_file():
+            return place.directory / path
     if path.is_dir():
         return path
-    shipped = MODELS_DIR / str(name_or_dir)
-    if len(path.parts) == 1 and shipped.is_dir():
-        return shipped
-    available = sorted(p.name for p in MODELS_DIR.iterdir() if (p / "config.json").is_file()) if MODELS_DIR.is_dir() else []
-    hint = f" (shipped models: {', '.join(available)})" if available else ""
-    raise ModelFileError(f"unknown model '{name_or_dir}': no such folder{hint}.")
+    looked = "; ".join(f"{place.directory} ({place.kind})" for place in places)
+    raise ModelFileError(f"unknown model '{name_or_dir}': no folder {path.name} holding {CONFIG_FILE} in {looked}; "
+                         f"`attncli models` lists the models found.")
 
 
 def read_model_folder(directory: Path | str) -> ModelFolder:
