@@ -2,17 +2,14 @@
 
 The runtime choices that depend on it live with their owners: int8.py picks oneDNN's int8 product
 only where sums of u8 x s8 pairs are 32-bit (VNNI or AMX), and training.py picks bfloat16 training
-arithmetic only where AMX can run it. `machine_report()` gathers these choices for benchmarks and
-bug reports, so every figure says which machine and which paths it came from.
+arithmetic only where AMX can run it; machine.py reports them.
 """
 
 from __future__ import annotations
 
-import os
 import platform
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
 
 # Flags that change which arithmetic attncli runs (or would run), in /proc/cpuinfo spelling.
 REPORTED_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx_vnni", "avx512_bf16", "amx_tile", "amx_int8", "amx_bf16")
@@ -49,30 +46,3 @@ def has_int8_sum32() -> bool:
 def has_amx_bf16() -> bool:
     """Whether the CPU has AMX tiles for bfloat16 matrix products (Sapphire Rapids and later)."""
     return is_x86() and "amx_bf16" in cpu_info()[1]
-
-
-def machine_report() -> dict[str, Any]:
-    """The CPU, its relevant flags, and the arithmetic attncli chooses on it (imports torch)."""
-    import torch
-
-    from .int8 import int8_kernel
-    from .training_precision import resolve_train_precision
-
-    name, flags = cpu_info()
-    return {
-        "cpu": name,
-        "cores": os.cpu_count(),
-        "flags": [flag for flag in REPORTED_FLAGS if flag in flags],
-        "torch": torch.__version__,
-        "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
-        "threads": torch.get_num_threads(),
-        "int8_kernel": int8_kernel(),
-        "train_precision_auto": resolve_train_precision("auto"),
-    }
-
-
-def format_machine_report(report: dict[str, Any]) -> str:
-    """One line a person can read, e.g. for the top of a benchmark table."""
-    return (f"{report['cpu']} ({report['cores']} cores; {' '.join(report['flags']) or 'no AVX-512/AMX flags'}); "
-            f"torch {report['torch']} ({report['torch_cpu_capability']}, {report['threads']} threads); "
-            f"int8 search: {report['int8_kernel']}; training precision (auto): {report['train_precision_auto']}")

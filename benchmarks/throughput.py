@@ -44,7 +44,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-from attncli.hardware import format_machine_report  # no torch import
+from attncli.machine import format_machine_report  # no torch import
 CORPUS = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
 JOEY_DIR = ROOT.parent / "shared" / "peers" / "joey"
 DEFAULT_JOEY_VENV = Path.home() / ".cache" / "attncli-peers" / "joey-venv"
@@ -213,10 +213,10 @@ def worker_train(spec: dict) -> dict:
 
 
 def worker_machine(spec: dict) -> dict:
-    """The CPU and the arithmetic attncli chooses on it (attncli.hardware.machine_report)."""
+    """The CPU and the arithmetic attncli chooses on it (attncli.machine.machine_report)."""
     import torch
 
-    from attncli.hardware import machine_report
+    from attncli.machine import machine_report
 
     torch.set_num_threads(spec["threads"])
     return machine_report()

@@ -9,7 +9,7 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from attncli import hardware
+from attncli import hardware, machine
 from attncli.config import TrainConfig
 from attncli.training import TrainingInterrupted, train
 from attncli.training_precision import resolve_train_precision
@@ -60,10 +60,10 @@ def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
 
 
 def test_machine_report_names_the_paths():
-    report = hardware.machine_report()
+    report = machine.machine_report()
     assert report["int8_kernel"] in ("onednn", "onednn-sums+bias", "emulated")
     assert report["train_precision_auto"] in ("float32", "bfloat16")
-    assert report["cpu"] in hardware.format_machine_report(report)
+    assert report["cpu"] in machine.format_machine_report(report)
 
 
 def test_bfloat16_run_is_recorded_and_learns(numbers, tmp_path):
