@@ -63,9 +63,10 @@ def copy_sources(destination: Path) -> Path:
     return destination
 
 
-def test_non_editable_install_translates_with_the_shipped_model(tmp_path):
+def test_non_editable_install_translates_with_the_shipped_model(tmp_path, run_cli):
     """`pip install .` into a target folder (no dependencies: this venv has them), then attncli from
-    that folder, in a directory far from the checkout, with no user models: the shipped es-en."""
+    that folder, in a directory far from the checkout, with no user models: the shipped models,
+    translating as the checkout's models/ folders do."""
     source, target, elsewhere = copy_sources(tmp_path / "src"), tmp_path / "site", tmp_path / "elsewhere"
     subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(target), str(source)], check=True, capture_output=True)
@@ -85,5 +86,7 @@ def test_non_editable_install_translates_with_the_shipped_model(tmp_path):
     assert set(listed) == {"es-en", "fr-en"}, listed
     for entry in listed.values():
         assert entry["place"] == "shipped" and Path(entry["path"]).is_relative_to(target / "attncli"), entry
-    assert attncli("translate", "Hola") == "Hi.\n"
-    assert attncli("translate", "--model", "fr-en", "je ai faim .") == "I am hungry .\n"
+    for name, sentence in (("es-en", "Hola"), ("fr-en", "je ai faim .")):
+        expected = run_cli(["translate", "--model", REPO / "models" / name, sentence]).stdout
+        assert expected.strip() and attncli("translate", "--model", name, sentence) == expected, name
+    assert attncli("translate", "Hola") == run_cli(["translate", "Hola"]).stdout    # es-en, the default
