@@ -1,0 +1,157 @@
+"""attncli's defaults against a small sweep and JoeyNMT at several corpus sizes, at equal time.
+
+For each language pair and size: a seeded shuffled slice of the training file (the files are
+sorted by length), a dev set (es-en: `dev.tsv`; fr-en, which has no dev file: pairs held out of
+the shuffled training file, never in any slice), and a time budget. Every run trains with **no
+options but the corpus, dev and the budget** (`attncli train SLICE --dev DEV --max-minutes M`),
+plus each variant's options; then `attncli evaluate DEV --beam 5`. JoeyNMT 2.3 runs its RNN
+configuration (`../shared/peers/joey/run.sh`, our architecture) for the same minutes with the
+vocabulary size attncli's recipe chose for that size (its default 8,000 cannot be trained on a
+2,000-pair slice). Runs go `--parallel` at a time with `--threads` each; the table goes to stdout.
+
+    .venv/bin/python benchmarks/data_sizes.py --work /tmp/sizes --parallel 2 --threads 1 > sizes.md
+    .venv/bin/python benchmarks/data_sizes.py --work /tmp/sizes --sizes 2000:5 10000:8 --pairs es-en --no-joey
+
+Sizes are PAIRS:MINUTES (0 pairs = the whole file). The full run (4 sizes x 2 pairs x 4 variants +
+JoeyNMT) takes hours; `--sizes`, `--pairs`, `--variants` and `--no-joey` cut it down.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import shutil
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from attncli.config import TrainConfig
+from attncli.recipe import complete_recipe
+
+ROOT = Path(__file__).resolve().parent.parent
+CORPORA = ROOT.parent / "shared" / "corpora"
+JOEY_DIR = ROOT.parent / "shared" / "peers" / "joey"
+ATTNCLI = str(Path(sys.executable).parent / "attncli")
+DEFAULT_SIZES = ["2000:5", "10000:8", "30000:15", "0:30"]
+HELD_OUT_DEV = 1000          # fr-en dev pairs taken out of the training file
+
+# Variants: options on top of the defaults (each changes what the recipe would choose).
+VARIANTS = {
+    "defaults": [],
+    "vocabulary x2": ["--vocab-size", "{vocab2}"],
+    "vocabulary /2": ["--vocab-size", "{vocab_half}"],
+    "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
+        "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],
+}
+
+
+def log(message: str) -> None:
+    print(f"[sizes {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def corpus_files(pair: str, size: int, work: Path, seed: int) -> tuple[Path, Path, int]:
+    """The shuffled training slice and the dev file for `pair` at `size` pairs (0: all)."""
+    lines = (CORPORA / f"tatoeba-{pair}" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    random.Random(seed).shuffle(lines)
+    dev_file = CORPORA / f"tatoeba-{pair}" / "dev.tsv"
+    if dev_file.is_file():
+        dev = dev_file
+    else:
+        dev = work / f"{pair}-dev.tsv"
+        dev.write_text("\n".join(lines[:HELD_OUT_DEV]) + "\n", encoding="utf-8")
+        lines = lines[HELD_OUT_DEV:]
+    chosen = lines[:size] if size else lines
+    train = work / f"{pair}-{len(chosen)}.tsv"
+    train.write_text("\n".join(chosen) + "\n", encoding="utf-8")
+    return train, dev, len(chosen)
+
+
+def recipe_vocab(pairs: int) -> int:
+    return complete_recipe(TrainConfig(), pairs)[0].vocab_size
+
+
+def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: float, folder: Path,
+                threads: int) -> dict:
+    command = [ATTNCLI, "train", str(train), "--dev", str(dev), "--out", str(folder), "--overwrite",
+               "--max-minutes", str(minutes), "--threads", str(threads), *options]
+    log(f"{folder.name}: {' '.join(command[1:])}")
+    with open(folder.with_suffix(".log"), "w") as log_file:
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log_file, check=True)
+    scores = subprocess.run([ATTNCLI, "evaluate", str(dev), "--model", str(folder), "--beam", "5", "--json",
+                             "--threads", str(threads)], capture_output=True, text=True, check=True)
+    result = json.loads(scores.stdout)
+    log(f"{folder.name}: BLEU {result['bleu']:.2f}")
+    return {"name": name, "bleu": result["bleu"], "chrf": result["chrf"]}
+
+
+def run_joey(train: Path, dev: Path, minutes: float, work: Path, vocab: int, args: argparse.Namespace) -> dict:
+    workdir = work / "joey"
+    shutil.rmtree(workdir, ignore_errors=True)
+    env = dict(os.environ, JOEY_VENV=str(args.joey_venv), JOEY_THREADS=str(args.threads),
+               VOCAB_SIZE=str(vocab), VALID_FREQ="1000000000", SEED="1")
+    log(f"{work.name}: JoeyNMT, {minutes:g} minutes, vocabulary {vocab}")
+    run = subprocess.run(["bash", str(JOEY_DIR / "run.sh"), str(train), str(dev), str(dev), str(workdir), str(minutes)],
+                         capture_output=True, text=True, env=env)
+    figures = dict(line.split("=", 1) for line in run.stdout.splitlines() if "=" in line and " " not in line.split("=")[0])
+    if run.returncode or "joey_bleu" not in figures:
+        log(f"{work.name}: JoeyNMT failed ({run.returncode}); see {workdir}")
+        return {"name": "JoeyNMT 2.3", "bleu": None, "chrf": None}
+    return {"name": "JoeyNMT 2.3", "bleu": float(figures["joey_bleu"]), "chrf": float(figures["joey_chrf"])}
+
+
+def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace) -> list[dict]:
+    work = args.work / f"{pair}-{size or 'all'}"
+    work.mkdir(parents=True, exist_ok=True)
+    train, dev, pairs = corpus_files(pair, size, work, args.seed)
+    vocab = recipe_vocab(pairs)
+    jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500)) for o in options])
+            for name, options in VARIANTS.items() if not args.variants or name in args.variants]
+    with ThreadPoolExecutor(args.parallel) as pool:
+        rows = list(pool.map(lambda job: run_attncli(*job, train, dev, minutes, work / job[0].split(" ")[0].replace("/", "half"),
+                                                     args.threads), jobs))
+    if not args.no_joey:
+        rows.append(run_joey(train, dev, minutes, work, vocab, args))
+    return [dict(row, pair=pair, pairs=pairs, minutes=minutes) for row in rows]
+
+
+def table(rows: list[dict]) -> str:
+    lines = ["| pair | training pairs | minutes | run | dev BLEU (beam 5) | chrF |", "|---|---:|---:|---|---:|---:|"]
+    for r in rows:
+        bleu = "—" if r["bleu"] is None else f"{r['bleu']:.2f}"
+        chrf = "—" if r["chrf"] is None else f"{r['chrf']:.2f}"
+        lines.append(f"| {r['pair']} | {r['pairs']:,} | {r['minutes']:g} | {r['name']} | {bleu} | {chrf} |")
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--pairs", nargs="+", default=["es-en", "fr-en"], help="language pairs (tatoeba-PAIR corpora)")
+    parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="PAIRS:MINUTES, 0 pairs = all")
+    parser.add_argument("--variants", nargs="+", help=f"only these of: {', '.join(VARIANTS)}")
+    parser.add_argument("--parallel", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--no-joey", action="store_true")
+    parser.add_argument("--joey-venv", type=Path, default=Path(os.environ.get(
+        "JOEY_VENV", Path.home() / ".cache" / "attncli-peers" / "joey-venv")))
+    parser.add_argument("--work", type=Path, required=True)
+    args = parser.parse_args()
+    if not args.no_joey and not (args.joey_venv / "bin" / "python").exists():
+        parser.error(f"no JoeyNMT virtualenv at {args.joey_venv}: bash {JOEY_DIR / 'setup_venv.sh'}, or --no-joey")
+    args.work.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for pair in args.pairs:
+        for spec in args.sizes:
+            size, minutes = spec.split(":")
+            rows += measure_size(pair, int(size), float(minutes), args)
+            log("\n" + table(rows))
+    print(f"CPU threads per run: {args.threads}, {args.parallel} runs at a time.\n")
+    print(table(rows))
+
+
+if __name__ == "__main__":
+    main()
