@@ -76,6 +76,14 @@ def single_thread():
     torch.set_num_threads(1)
 
 
+@pytest.fixture(autouse=True)
+def no_personal_models(monkeypatch, tmp_path_factory):
+    """A developer's own models ($ATTNCLI_MODELS, the user data folder) must not stand in for the
+    shipped ones during the tests."""
+    monkeypatch.delenv("ATTNCLI_MODELS", raising=False)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path_factory.getbasetemp() / "xdg-data"))
+
+
 class CliResult:
     def __init__(self, code: int, stdout: str, stderr: str) -> None:
         self.exit_code, self.stdout, self.stderr = code, stdout, stderr
