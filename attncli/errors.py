@@ -19,3 +19,7 @@ class OptionError(AttncliError):
 
 class InputError(AttncliError):
     """A sentence to translate or align is unusable (empty, or longer than the model allows)."""
+
+
+class InputTooLongError(InputError):
+    """A sentence has more pieces than the model takes (tokenizer.MAX_INPUT_PIECES)."""

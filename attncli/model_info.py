@@ -9,7 +9,8 @@ is the one the shipped models have:
              "init_from": null, "defaults": {"beam_size": 5, "length_penalty": 1.0},
              "best": {...}, "training_seconds": 5160.4, "training_precision": "float32",
              "history": [{...}, ...],
-             "alignment_links": {"min_weight": 0.4, "mutual": true, "attention_shift": 0, "measured": {...}}}
+             "alignment_links": {"min_weight": 0.4, "mutual": true, "attention_shift": 0, "measured": {...}},
+             "text": {"lang": "fr", "target_lang": "en", "tokenize": "moses", "lowercase": "first", ...}}
 
 Every key is optional. `from_dict` is strict on the keys it knows (a bad value is one
 ModelFileError naming config.json and the key) and keeps the keys it does not know, so that a
@@ -32,7 +33,8 @@ ATTENTION_SHIFTS = (0, 1)       # 0: the attention that predicted a word; 1: the
 # Where a training run's data came from: written together (null: none given) once a run records any.
 SOURCE_KEYS = ("corpus", "dev", "guide_alignments", "init_from")
 INFO_KEYS = ("train_config", *SOURCE_KEYS, "defaults", "best", "training_seconds", "training_precision", "history",
-             "alignment_links")   # the keys ModelInfo knows, in the order it writes them
+             "alignment_links", "text")   # the keys ModelInfo knows, in the order it writes them
+LOWERCASE = (False, True, "first")          # TextSettings.lowercase: none, all, the sentence's first word
 
 
 def _is_number(value: Any) -> bool:
@@ -119,6 +121,74 @@ class LinkSettings:
 
 
 @dataclass(frozen=True)
+class TextSettings:
+    """`info.text`: how the model's training text was written, so that input is brought to it and
+    output back to plain text (text.TextPipeline applies it; absent: raw text both ways).
+
+    Source side, in this order: `normalize_punctuation` (sacremoses MosesPunctNormalizer: curly
+    quotes and apostrophes to straight ones, ...), `tokenize` ("moses": sacremoses MosesTokenizer
+    for `lang`, punctuation split off; `split_dashes`: "C-49" -> "C @-@ 49"), `lowercase` (true:
+    everything; "first": the sentence's first word unless it is "I"), then `replace`, whole tokens
+    by others ("@-@": "-", "du": "de le"). A target given to `inspect alignment --target` gets the
+    same steps for `target_lang`, all but `replace`. Output: `detokenize` ("moses":
+    sacremoses MosesDetokenizer for `target_lang`), `capitalize` (first letter upper case).
+    `lang` also chooses the sentence splitter's rules (else the language in the model's name).
+    """
+
+    lang: Optional[str] = None
+    target_lang: Optional[str] = None
+    normalize_punctuation: bool = False
+    tokenize: Optional[str] = None          # None or "moses"
+    split_dashes: bool = False
+    lowercase: Any = False                  # one of LOWERCASE
+    replace: dict[str, str] = field(default_factory=dict)
+    detokenize: Optional[str] = None        # None or "moses"
+    capitalize: bool = False
+
+    @property
+    def changes_text(self) -> bool:
+        """Whether input is changed at all before the model reads it."""
+        return bool(self.normalize_punctuation or self.tokenize or self.lowercase or self.replace)
+
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON object: the fields that differ from the plain defaults, in field order."""
+        plain = TextSettings()
+        return {key: copy.deepcopy(getattr(self, key)) for key in TEXT_KEYS if getattr(self, key) != getattr(plain, key)}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "TextSettings":
+        """Strict: an unknown key (a misspelt one would silently skip a step) or a bad value is a ModelFileError."""
+        where = f"{WHERE}.text"
+        if not isinstance(data, dict):
+            raise ModelFileError(f"{where} must be an object, got {_shown(data)}.")
+        unknown = [key for key in data if key not in TEXT_KEYS]
+        if unknown:
+            raise ModelFileError(f"{where} has an unknown key {unknown[0]!r} (known: {', '.join(TEXT_KEYS)}).")
+        for key in ("lang", "target_lang"):
+            _need(data, key, (str,), "a language code (a string)", where)
+        for key in ("normalize_punctuation", "split_dashes", "capitalize"):
+            _need(data, key, (bool,), "true or false", where)
+        for key in ("tokenize", "detokenize"):
+            if data.get(key) not in (None, "moses"):
+                raise ModelFileError(f"{where}.{key} must be \"moses\" or null, got {_shown(data[key])}.")
+        lowercase = data.get("lowercase", False)
+        if not any(lowercase is choice or (isinstance(choice, str) and lowercase == choice) for choice in LOWERCASE):
+            raise ModelFileError(f"{where}.lowercase must be true, false or \"first\", got {_shown(lowercase)}.")
+        replace = data.get("replace") or {}
+        if not isinstance(replace, dict) or not all(isinstance(k, str) and isinstance(v, str) and k.strip()
+                                                    and k.split() == [k] and v.split() for k, v in replace.items()):
+            raise ModelFileError(f"{where}.replace must map single tokens to non-empty text.")
+        if (data.get("tokenize") or data.get("normalize_punctuation")) and not data.get("lang"):
+            raise ModelFileError(f"{where}.lang is needed to tokenize or normalise the input.")
+        if (data.get("detokenize") or data.get("normalize_punctuation")) and not data.get("target_lang"):
+            raise ModelFileError(f"{where}.target_lang is needed to detokenize the output.")
+        return cls(**{key: data[key] for key in TEXT_KEYS if data.get(key) is not None})
+
+
+TEXT_KEYS = tuple(f.name for f in dataclasses.fields(TextSettings))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """The `info` block of config.json. None means the key is absent (the history of a model
     that was not trained by attncli, say); `search` and `links` give the defaults that apply."""
@@ -135,6 +205,7 @@ class ModelInfo:
     history: Optional[list[dict[str, Any]]] = None    # one record per validation
     alignment_links: Optional[LinkSettings] = None
     links_measured: Optional[dict[str, Any]] = None   # alignment_links.measured: how they scored on gold
+    text: Optional[TextSettings] = None               # the training text's normalisation (None: raw text)
     extra: dict[str, Any] = field(default_factory=dict)   # keys this version does not know, kept as read
 
     @property
@@ -157,7 +228,7 @@ class ModelInfo:
             if isinstance(value, LinkSettings):
                 measured = {"measured": copy.deepcopy(self.links_measured)} if self.links_measured else {}
                 data[key] = {**value.to_dict(), **measured}
-            elif isinstance(value, SearchDefaults):
+            elif isinstance(value, (SearchDefaults, TextSettings)):
                 data[key] = value.to_dict()
             elif value is not None or (key in SOURCE_KEYS and sources_recorded):
                 data[key] = copy.deepcopy(value)
@@ -186,6 +257,7 @@ class ModelInfo:
             history=history,
             alignment_links=LinkSettings.from_dict(links) if links is not None else None,
             links_measured=measured,
+            text=TextSettings.from_dict(data["text"]) if data.get("text") is not None else None,
             extra={key: value for key, value in data.items() if key not in INFO_KEYS})
 
     @classmethod

@@ -50,8 +50,8 @@ def alignment_table(alignment: Alignment, subwords: bool = False, links: Collect
         rows = alignment.tgt_pieces + ["</s>"]
         weights = alignment.piece_weights
     else:
-        columns = alignment.src_words + ["</s>"]
-        rows = alignment.tgt_words
+        columns = _marked_words(alignment.src_words, alignment.src_pieces, alignment.src_word_of_piece) + ["</s>"]
+        rows = _marked_words(alignment.tgt_words, alignment.tgt_pieces, alignment.tgt_word_of_piece)
         weights = alignment.word_weights
     link_set = set(links) if links is not None else set(alignment.links())
     sure, possible = gold if gold else (set(), set())
@@ -74,6 +74,19 @@ def alignment_table(alignment: Alignment, subwords: bool = False, links: Collect
             cells.append(_cell(float(row[i]), i == strongest, mark))
         table.add_row(Text(row_name), *cells)
     return table
+
+
+def _marked_words(words: list[str], pieces: list[str], word_of_piece: list[int]) -> list[str]:
+    """The words, each text the model read as <unk> shown as its piece is named: "perro<unk:🐕>"."""
+    marked = list(words)
+    for piece, index in zip(pieces, word_of_piece):
+        if piece.startswith("<unk:") and piece.endswith(">") and index < len(marked):
+            text = piece[len("<unk:"):-1]
+            word = marked[index]
+            start = word.rfind(">") + 1             # after the marks made so far in this word
+            at = word.find(text, start)
+            marked[index] = word[:at] + piece + word[at + len(text):] if at >= 0 else word + piece
+    return marked
 
 
 def legend(with_gold: bool) -> Text:

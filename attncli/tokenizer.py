@@ -12,7 +12,7 @@ from typing import Iterable, Sequence
 
 import sentencepiece as spm
 
-from .errors import InputError, ModelFileError
+from .errors import InputError, InputTooLongError, ModelFileError
 
 PAD_ID, UNK_ID, BOS_ID, EOS_ID = 0, 1, 2, 3
 WORD_START = "\u2581"  # "▁", SentencePiece's mark for a piece that begins a word
@@ -90,6 +90,30 @@ class Tokenizer:
             words.append(index)
         return words
 
+    def unknown_surfaces(self, word: str) -> list[str]:
+        """The text each <unk> piece of `word` stands for, in order ("perro🐕" -> ["🐕"]); a word
+        that normalises to nothing (a lone control character) is read as one <unk>: [word]."""
+        ids = self.processor.encode(word)
+        if not ids:
+            return [word]
+        return [piece.removeprefix(WORD_START) or piece
+                for piece_id, piece in zip(ids, self.processor.encode(word, out_type=str)) if piece_id == UNK_ID]
+
+    def unknown_words(self, words: Sequence[str], ids: Sequence[int], word_of_piece: Sequence[int]) -> dict[int, list[str]]:
+        """For each word (by index) with <unk> pieces among `ids` (encode_words of `words`), their texts."""
+        unknown = sorted({word_of_piece[i] for i, piece_id in enumerate(ids) if piece_id == UNK_ID})
+        return {index: self.unknown_surfaces(words[index]) for index in unknown}
+
+    def marked_pieces(self, words: Sequence[str], ids: Sequence[int], word_of_piece: Sequence[int]) -> list[str]:
+        """`pieces(ids)`, each <unk> named with the text it stands for: "<unk:🐕>"."""
+        names = self.pieces(ids)
+        surfaces = {index: iter(texts) for index, texts in self.unknown_words(words, ids, word_of_piece).items()}
+        for i, piece_id in enumerate(ids):
+            if piece_id == UNK_ID:
+                text = next(surfaces[word_of_piece[i]], "")
+                names[i] = f"<unk:{text}>" if text else names[i]
+        return names
+
     def decode(self, ids: Sequence[int]) -> str:
         return self.processor.decode(list(ids))
 
@@ -127,5 +151,5 @@ def encode_sentence(tokenizer: Tokenizer, sentence: str) -> tuple[list[int], lis
         raise InputError("the sentence is not valid UTF-8 text.") from None
     ids, word_of_piece = tokenizer.encode_words(words)
     if len(ids) > MAX_INPUT_PIECES:
-        raise InputError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
+        raise InputTooLongError(f"the sentence is too long ({len(ids)} pieces; the limit is {MAX_INPUT_PIECES}).")
     return ids, word_of_piece
