@@ -53,6 +53,22 @@ def check_beam(beam: int) -> None:
         raise OptionError(f"--beam must be from 1 to {MAX_BEAM}, got {beam}.")
 
 
+MAX_LENGTH_PENALTY = 10.0   # score / length^A: beyond this the length alone picks the output
+
+
+def check_length_penalty(alpha: float) -> None:
+    """Refuse a length penalty that is not a finite number from 0 to MAX_LENGTH_PENALTY (nan, inf and
+    1e308 would make every score nan or overflow)."""
+    if isinstance(alpha, bool) or not isinstance(alpha, (int, float)) or not 0.0 <= alpha <= MAX_LENGTH_PENALTY:
+        raise OptionError(f"--length-penalty must be a finite number from 0 to {MAX_LENGTH_PENALTY:g}, got {alpha}.")
+
+
+def check_batch_tokens(batch_tokens: int) -> None:
+    """Refuse a decoding batch of fewer than one token (translate, evaluate)."""
+    if isinstance(batch_tokens, bool) or not isinstance(batch_tokens, int) or batch_tokens < 1:
+        raise OptionError(f"--batch-tokens must be at least 1, got {batch_tokens}.")
+
+
 def option_name(field_name: str) -> str:
     """The command-line option of a TrainConfig field: --field-name (the CLI uses these names)."""
     return "--" + field_name.replace("_", "-")
@@ -180,6 +196,8 @@ class TrainConfig:
     average_last: int = 1            # average the weights of the best N checkpoints
     guide_weight: float = 0.5        # weight of the guided-alignment term (only with guide alignments)
     train_precision: str = "auto"    # one of TRAIN_PRECISIONS
+    watch: tuple[str, ...] = ()      # sources whose attention each validation records (watch.py)
+    watch_file: str | None = None    # source<TAB>target[<TAB>gold] pairs to watch
     seed: int = 1
     threads: int = 0                 # 0 = all cores
     fp16_weights: bool = True        # save the model's weights in float16
@@ -192,6 +210,7 @@ class TrainConfig:
             if name in given:
                 check_size(name, given[name], option_name(name))
         check_beam(self.beam)
+        check_length_penalty(self.length_penalty)
         for name in ("batch_tokens", "epochs", "patience", "max_len", "average_last"):
             if given.get(name, 1) < 1:
                 raise OptionError(f"{option_name(name)} must be at least 1, got {given[name]}.")
@@ -234,4 +253,6 @@ class TrainConfig:
         return dataclasses.replace(self, vocab_size=architecture.src_vocab_size, joint_vocab=joint_vocab, **sizes)
 
     def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
+        """Plain JSON values (tuples as lists), as config.json and the training state store them."""
+        return {key: list(value) if isinstance(value, tuple) else value
+                for key, value in dataclasses.asdict(self).items()}

@@ -46,6 +46,7 @@ from .tokenizer import Tokenizer
 from .training_data import TrainingData, make_training_batch, prepare_data
 from .training_precision import autocast, resolve_train_precision
 from .validation import dev_scores
+from .watch import WatchedPair, snapshot, watched_pairs, with_dev_references
 
 
 @dataclass
@@ -144,6 +145,7 @@ class RunSetup:
     info: ModelInfo               # the model card written into config.json
     on_event: Callable[[TrainEvent], None]
     guard: StopRequests
+    watched: list[WatchedPair] = field(default_factory=list)   # sentences whose attention is recorded
 
 
 class TrainingRun:
@@ -256,6 +258,7 @@ class TrainingRun:
         with setup.guard.interruptible():
             scores = dev_scores(self.model, setup.data.dev, setup.data.dev_references, setup.data.tgt_tok,
                                 self.config.batch_tokens)
+            watched = self.watch_snapshot()
         self.model.train()
         with setup.guard.critical():
             verdict = judge(scores.bleu, scores.loss, progress.best.bleu, progress.best.loss, progress.lowest_loss,
@@ -263,7 +266,7 @@ class TrainingRun:
             progress.history.append({
                 "step": progress.step, "epoch": epoch, "elapsed_s": round(self.elapsed(), 1),
                 "dev_loss": round(scores.loss, 4), "dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2),
-                "precision": progress.precision})
+                "precision": progress.precision, **({"watch": watched} if watched else {})})
             progress.lowest_loss = min(progress.lowest_loss, scores.loss)
             if verdict.progress:
                 progress.bad_validations = 0
@@ -280,6 +283,17 @@ class TrainingRun:
         setup.on_event(TrainEvent("validation", epoch=epoch, step=progress.step, dev_loss=scores.loss,
                                   dev_bleu=scores.bleu, dev_chrf=scores.chrf, improved=verdict.best,
                                   elapsed_s=self.elapsed(), precision=progress.precision, message=verdict.note))
+
+    def watch_snapshot(self) -> list[dict]:
+        """The attention of the watched sentences as the model is now (in eval mode), or []."""
+        if not self.setup.watched:
+            return []
+        from .torch_runtime import TorchTranslator
+
+        data = self.setup.data
+        translator = TorchTranslator(LoadedModel(self.model, data.src_tok, data.tgt_tok), "float32")   # this model, now
+        with torch.inference_mode():
+            return snapshot(translator, self.setup.watched)
 
     def save_best(self) -> None:
         """Write the model folder with the current weights and the run's summary."""
@@ -352,6 +366,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     set_seed(config.seed)
     out_dir = Path(out_dir)
+    watched_pairs(config.watch, config.watch_file)           # a bad --watch fails before anything runs
     check_output_folder(out_dir, overwrite or resume)
     with run_lock(out_dir):
         return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
@@ -381,7 +396,10 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
                      guide_alignments=str(guide_path) if guide_path is not None else None,
                      init_from=str(init_from) if init_from is not None else None,
                      defaults=SearchDefaults(config.beam, config.length_penalty))
-    setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals))
+    watched = with_dev_references(watched_pairs(config.watch, config.watch_file), data.dev_pairs)
+    if watched:
+        info = dataclasses.replace(info, extra={**info.extra, "watch": [pair.to_dict() for pair in watched]})
+    setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals), watched)
     run = TrainingRun(setup, resolve_train_precision(config.train_precision), saved)
     run.start = clock_start - run.progress.elapsed_s          # reading and encoding count as training time
     if saved is not None:

@@ -40,6 +40,7 @@ class TrainingData:
     src_tok: Tokenizer
     tgt_tok: Tokenizer
     config: TrainConfig
+    dev_pairs: list[SentencePair]
 
 
 def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tuple[Tokenizer, Tokenizer]:
@@ -131,7 +132,7 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     for kind, message in notes:
         report(kind, message)
     return TrainingData(train, encode_corpus(dev_pairs, src_tok, tgt_tok), [pair.target for pair in dev_pairs],
-                        src_tok, tgt_tok, config)
+                        src_tok, tgt_tok, config, dev_pairs)
 
 
 SMALL_CORPUS = 1000          # fewer training pairs than this: warn

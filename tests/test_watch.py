@@ -1,0 +1,96 @@
+"""`train --watch`: the attention of chosen sentences, recorded at every validation."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import replace
+
+import numpy as np
+import pytest
+
+from attncli.config import TrainConfig
+from attncli.errors import CorpusError, OptionError
+from attncli.training import TrainingInterrupted, train
+from attncli.watch import WatchedPair, read_watch_file
+from conftest import assert_one_line_error
+
+RUN = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=150, epochs=4,
+                  warmup_steps=5, learning_rate=0.02, patience=10, threads=1, seed=5, valid_every=6,
+                  fp16_weights=False, tied_output=False)
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    import random
+
+    es, en = "uno dos tres cuatro cinco seis".split(), "one two three four five six".split()
+    rng = random.Random(2)
+    lines = []
+    for _ in range(160):
+        picks = [rng.randrange(len(es)) for _ in range(rng.randint(2, 4))]
+        lines.append(" ".join(es[i] for i in picks) + "\t" + " ".join(en[i] for i in picks))
+    folder = tmp_path_factory.mktemp("toy")
+    (folder / "train.tsv").write_text("\n".join(lines[20:]) + "\n", encoding="utf-8")
+    (folder / "dev.tsv").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+    (folder / "watch.tsv").write_text("dos tres\ttwo three\t0-0 1-1\n", encoding="utf-8")
+    return folder, lines[0].split("\t")
+
+
+def test_every_validation_records_the_watched_sentences(toy, tmp_path):
+    folder, (dev_source, dev_target) = toy
+    config = replace(RUN, watch=(dev_source, "cinco uno"), watch_file=str(folder / "watch.tsv"))
+    result = train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", config)
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]
+    assert info["watch"] == [{"source": dev_source, "target": dev_target, "gold": None},
+                             {"source": "cinco uno", "target": None, "gold": None},
+                             {"source": "dos tres", "target": "two three", "gold": "0-0 1-1"}]
+    assert len(result.history) >= 3 and all(len(record["watch"]) == 3 for record in result.history)
+    for record in result.history:
+        given, own, from_file = record["watch"]
+        assert given["target_words"] == dev_target.split() and from_file["target_words"] == ["two", "three"]
+        for snapshot, source in zip(record["watch"], (dev_source, "cinco uno", "dos tres")):
+            if not snapshot["target_words"]:             # an empty own translation early on
+                assert snapshot["weights"] == []
+                continue
+            weights = np.array(snapshot["weights"])
+            assert weights.shape == (len(snapshot["target_words"]), len(source.split()) + 1)
+            np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-3)
+    first, last = (np.array(r["watch"][2]["weights"]) for r in (result.history[0], result.history[-1]))
+    assert not np.array_equal(first, last)                       # the alignment changed as it trained
+
+
+def test_a_resumed_run_records_what_an_uninterrupted_one_does(toy, tmp_path):
+    folder, (dev_source, _) = toy
+    config = replace(RUN, watch=(dev_source,))
+    reference = train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "ref", config)
+
+    def stop_at_8(event):
+        if event.kind == "step" and event.step == 8:
+            raise KeyboardInterrupt
+
+    with pytest.raises(TrainingInterrupted):
+        train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", config, on_event=stop_at_8)
+    resumed = train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", config, resume=True)
+    strip = lambda history: [{k: v for k, v in r.items() if k != "elapsed_s"} for r in history]   # noqa: E731
+    assert strip(resumed.history) == strip(reference.history)
+
+
+def test_watch_file_format(tmp_path):
+    path = tmp_path / "w.tsv"
+    path.write_text("hola\thello\n\nadiós\tbye\t0-0\n", encoding="utf-8")
+    assert read_watch_file(path) == [WatchedPair("hola", "hello"), WatchedPair("adiós", "bye", "0-0")]
+    path.write_text("hola\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=":1:"):
+        read_watch_file(path)
+    path.write_text("hola\thello\t0-x\n", encoding="utf-8")
+    with pytest.raises(CorpusError, match=":1:"):
+        read_watch_file(path)
+
+
+def test_too_many_or_empty_watched_sentences_are_one_line(run_cli, toy, tmp_path):
+    folder, _ = toy
+    args = ["train", folder / "train.tsv", "--dev", folder / "dev.tsv", "--out", tmp_path / "m"]
+    many = [option for i in range(9) for option in ("--watch", f"uno {i}")]
+    assert_one_line_error(run_cli(args + many), "--watch", "at most 8")
+    assert_one_line_error(run_cli(args + ["--watch", " "]), "--watch")
+    assert not (tmp_path / "m").exists()
