@@ -1,11 +1,18 @@
-"""A rich progress display for training, on stderr, driven by TrainEvent callbacks."""
+"""Progress on stderr: training, driven by TrainEvent callbacks; and jobs of lines (translating
+stdin, evaluate, inspect alignment --file), counted as their results come out."""
 
 from __future__ import annotations
 
-from rich.console import Console
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+from typing import TYPE_CHECKING, Iterable, Iterator, Optional, TypeVar
 
-from .training import TrainEvent
+from rich.console import Console
+from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn, TimeElapsedColumn
+from rich.text import Text
+
+if TYPE_CHECKING:
+    from .training import TrainEvent     # types only: a line job imports this module without torch
+
+Item = TypeVar("Item")
 
 
 def _clock(seconds: float) -> str:
@@ -62,3 +69,37 @@ class TrainingProgress:
                 f"BLEU {event.dev_bleu:5.2f}  chrF {event.dev_chrf:5.2f}  [{_clock(event.elapsed_s)}]"
                 + (f"  {event.message}" if event.message else ""),
                 markup=False, highlight=False)
+
+
+class _LinesColumn(ProgressColumn):
+    """Lines done (of the total, when known), lines per second, the time taken and, when the total
+    is known, the time left."""
+
+    def render(self, task: Task) -> Text:
+        done = f"{task.completed:,.0f}" + (f"/{task.total:,.0f}" if task.total is not None else "") + " lines"
+        rate = f"  {task.speed:,.0f} lines/s" if task.speed else ""
+        left = f", left {_clock(task.time_remaining)}" if task.total is not None and task.time_remaining is not None else ""
+        return Text(f"{done}{rate}  [{_clock(task.elapsed or 0)}{left}]")
+
+
+class LineProgress:
+    """A transient bar on `console` (stderr, a terminal) for a job of lines; `counted` passes its
+    results through, counting each. The library only yields results; nothing here is printed
+    once the job is over."""
+
+    def __init__(self, console: Console, description: str, total: Optional[int] = None) -> None:
+        self.progress = Progress(TextColumn("{task.description}"), BarColumn(), _LinesColumn(), console=console,
+                                 transient=True, redirect_stdout=False, redirect_stderr=False)
+        self.task = self.progress.add_task(description, total=total)
+
+    def __enter__(self):
+        self.progress.start()
+        return self.counted
+
+    def __exit__(self, *exc) -> None:
+        self.progress.stop()
+
+    def counted(self, items: Iterable[Item]) -> Iterator[Item]:
+        for item in items:
+            self.progress.advance(self.task)
+            yield item
