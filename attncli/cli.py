@@ -368,6 +368,70 @@ def inspect_aer(
         typer.echo(aer_json(score) if as_json else aer_text(score))
 
 
+class HistoryAxis(str, Enum):
+    updates = "updates"
+    minutes = "minutes"
+
+
+@inspect_app.command("history")
+def inspect_history(
+    model_name: Annotated[Optional[str], typer.Argument(metavar="MODEL", help="Model folder, or a model name (as --model); default: es-en.")] = None,
+    model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model, as an option (as in the other inspect commands).")] = None,
+    x: Annotated[HistoryAxis, typer.Option("--x", help="The curves' x axis: updates or minutes.")] = HistoryAxis.updates,
+    at: Annotated[Optional[int], typer.Option(help="Show the watched sentences at the validation after this update only (default: the first, middle and last).")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Also draw the curves into FILE.svg, FILE.png or FILE.html.")] = None,
+    output_format: Annotated[StepFormat, typer.Option("--format", help="table (curves, validations, watched sentences), or json.")] = StepFormat.table,
+) -> None:
+    """Show how a model trained: its curves and watched attention.
+
+    Dev BLEU, chrF and loss at each validation, as curves and as a table with the learning rate
+    (where it can be replayed), then the attention of the sentences watched in training (train
+    --watch) as it formed, with AER per validation where gold links were given. Reads config.json only."""
+    with reported_errors():
+        from .history import chosen_validations, read_history
+        from .modelfile import resolve_model_path
+        from .plots import check_save_path
+
+        if model_name is not None and model is not None and model_name != model:
+            raise OptionError(f"give the model once: MODEL ({model_name}) or --model ({model}).")
+        if save is not None:
+            check_save_path(save)
+        history = read_history(resolve_model_path(model_name or model or "es-en"))
+        chosen = chosen_validations(history, at) if history.watched or at is not None else []
+        if output_format is StepFormat.json:
+            from .render import history_json
+
+            typer.echo(json.dumps(history_json(history, chosen), ensure_ascii=False))
+        else:
+            _print_history(history, chosen, x is HistoryAxis.minutes)
+        if save is not None:
+            from .plots import save_curves
+
+            save_curves(history, save, x is HistoryAxis.minutes)
+            sys.stderr.write(f"attncli: saved {save}\n")
+
+
+def _print_history(history, chosen: list[int], minutes: bool) -> None:
+    """The terminal view of inspect history: summary, curves, validations, watched sentences."""
+    from .plots import curves_text
+    from .render import history_summary, print_time_lapse, validations_notes, validations_table
+
+    console = stdout_console()
+    terminal = console.is_terminal
+    console.print(history_summary(history))
+    console.out(curves_text(history, console.width if terminal else 80, minutes, color=terminal), highlight=False)
+    scores = [history.aer(index) for index in range(len(history.records))]
+    console.print(validations_table(history, scores))
+    for note in validations_notes(history, any(score is not None for score in scores)):
+        console.print(note)                         # wrapped at the console's width
+    console.print()
+    if history.watched:
+        print_time_lapse(console, history, chosen)
+    else:
+        console.print("No watched sentences (train --watch SOURCE records how their attention forms).",
+                      soft_wrap=True, highlight=False)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; returns the exit status. Usage errors become one line on stderr (status 2)."""
     command = typer.main.get_command(app)

@@ -10,7 +10,11 @@ is the one the shipped models have:
              "best": {...}, "training_seconds": 5160.4, "training_precision": "float32",
              "history": [{...}, ...],
              "alignment_links": {"min_weight": 0.4, "mutual": true, "attention_shift": 0, "measured": {...}},
-             "text": {"lang": "fr", "target_lang": "en", "tokenize": "moses", "lowercase": "first", ...}}
+             "text": {"lang": "fr", "target_lang": "en", "tokenize": "moses", "lowercase": "first", ...},
+             "watch": [{"source": "...", "target": null, "gold": null}, ...]}
+
+`watch` (train --watch, watch.py): the sentences whose word-level attention each history record
+holds under its own "watch" key, one entry per sentence, in this order.
 
 Every key is optional. `from_dict` is strict on the keys it knows (a bad value is one
 ModelFileError naming config.json and the key) and keeps the keys it does not know, so that a
@@ -33,7 +37,7 @@ ATTENTION_SHIFTS = (0, 1)       # 0: the attention that predicted a word; 1: the
 # Where a training run's data came from: written together (null: none given) once a run records any.
 SOURCE_KEYS = ("corpus", "dev", "guide_alignments", "init_from")
 INFO_KEYS = ("train_config", *SOURCE_KEYS, "defaults", "best", "training_seconds", "training_precision", "history",
-             "alignment_links", "text")   # the keys ModelInfo knows, in the order it writes them
+             "alignment_links", "text", "watch")   # the keys ModelInfo knows, in the order it writes them
 LOWERCASE = (False, True, "first")          # TextSettings.lowercase: none, all, the sentence's first word
 
 
@@ -189,6 +193,26 @@ TEXT_KEYS = tuple(f.name for f in dataclasses.fields(TextSettings))
 
 
 @dataclass(frozen=True)
+class WatchedPair:
+    """One sentence of `info.watch`: its attention is recorded at every validation (watch.py)."""
+
+    source: str
+    target: Optional[str]          # None: the model's own translation at each validation
+    gold: Optional[str] = None     # Pharaoh links of the pair, if known (for AER per validation)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"source": self.source, "target": self.target, "gold": self.gold}
+
+    @classmethod
+    def from_dict(cls, data: Any, where: str = f"{WHERE}.watch") -> "WatchedPair":
+        """A bad entry is a ModelFileError naming `where`."""
+        if not isinstance(data, dict) or not isinstance(data.get("source"), str) or not data["source"].strip():
+            raise ModelFileError(f"{where} must be an object with a non-empty \"source\", got {_shown(data)}.")
+        return cls(data["source"], _need(data, "target", (str,), "a sentence or null", where),
+                   _need(data, "gold", (str,), "Pharaoh links or null", where))
+
+
+@dataclass(frozen=True)
 class ModelInfo:
     """The `info` block of config.json. None means the key is absent (the history of a model
     that was not trained by attncli, say); `search` and `links` give the defaults that apply."""
@@ -206,6 +230,7 @@ class ModelInfo:
     alignment_links: Optional[LinkSettings] = None
     links_measured: Optional[dict[str, Any]] = None   # alignment_links.measured: how they scored on gold
     text: Optional[TextSettings] = None               # the training text's normalisation (None: raw text)
+    watch: Optional[tuple[WatchedPair, ...]] = None   # the sentences each history record's "watch" is about
     extra: dict[str, Any] = field(default_factory=dict)   # keys this version does not know, kept as read
 
     @property
@@ -230,6 +255,8 @@ class ModelInfo:
                 data[key] = {**value.to_dict(), **measured}
             elif isinstance(value, (SearchDefaults, TextSettings)):
                 data[key] = value.to_dict()
+            elif key == "watch" and value is not None:
+                data[key] = [pair.to_dict() for pair in value]
             elif value is not None or (key in SOURCE_KEYS and sources_recorded):
                 data[key] = copy.deepcopy(value)
         data.update(copy.deepcopy(self.extra))
@@ -245,6 +272,7 @@ class ModelInfo:
         history = _need(data, "history", (list,), "a list of validation records")
         if history is not None and not all(isinstance(record, dict) for record in history):
             raise ModelFileError(f"{WHERE}.history must be a list of validation records.")
+        watch = _need(data, "watch", (list,), "a list of watched sentences")
         links = data.get("alignment_links")
         measured = _need(links, "measured", (dict,), "an object", f"{WHERE}.alignment_links") if isinstance(links, dict) else None
         return cls(
@@ -258,6 +286,8 @@ class ModelInfo:
             alignment_links=LinkSettings.from_dict(links) if links is not None else None,
             links_measured=measured,
             text=TextSettings.from_dict(data["text"]) if data.get("text") is not None else None,
+            watch=None if watch is None else tuple(WatchedPair.from_dict(entry, f"{WHERE}.watch[{index}]")
+                                                   for index, entry in enumerate(watch)),
             extra={key: value for key, value in data.items() if key not in INFO_KEYS})
 
     @classmethod

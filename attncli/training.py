@@ -40,7 +40,7 @@ from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
 from .modelfile import CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model
 from .run_lock import run_lock
-from .schedule import judge, validation_due
+from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
 from .training_data import TrainingData, make_training_batch, prepare_data
@@ -182,9 +182,7 @@ class TrainingRun:
         return time.monotonic() - self.start
 
     def learning_rate(self) -> float:
-        config, step = self.config, self.progress.step
-        warmup = min(1.0, (step + 1) / config.warmup_steps) if config.warmup_steps else 1.0
-        return config.learning_rate * warmup * self.progress.lr_scale
+        return scheduled_rate(self.config, self.progress.step + 1, self.progress.lr_scale)   # of the next update
 
     def epoch_batches(self, number: int) -> list[list[int]]:
         """The batches of epoch `number` in training order: the same on every run with this seed."""
@@ -398,7 +396,7 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
                      defaults=SearchDefaults(config.beam, config.length_penalty))
     watched = with_dev_references(watched_pairs(config.watch, config.watch_file), data.dev_pairs)
     if watched:
-        info = dataclasses.replace(info, extra={**info.extra, "watch": [pair.to_dict() for pair in watched]})
+        info = dataclasses.replace(info, watch=tuple(watched))
     setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals), watched)
     run = TrainingRun(setup, resolve_train_precision(config.train_precision), saved)
     run.start = clock_start - run.progress.elapsed_s          # reading and encoding count as training time

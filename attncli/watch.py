@@ -11,26 +11,16 @@ JSON only, rounded to 4 decimals: a few sentences over a hundred validations tak
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 
 from .alignment import parse_pharaoh
 from .corpus import SentencePair, check_readable_file, decode_line
 from .errors import CorpusError, OptionError
+from .model_info import WatchedPair   # info.watch's entries: the model card owns their JSON form
 
 MAX_WATCHED = 8          # sentences: the records go into config.json
 DECIMALS = 4
-
-
-@dataclass(frozen=True)
-class WatchedPair:
-    source: str
-    target: str | None         # None: the model's own translation at each validation
-    gold: str | None = None    # Pharaoh links of the pair, if known (for AER per validation)
-
-    def to_dict(self) -> dict[str, Any]:
-        return {"source": self.source, "target": self.target, "gold": self.gold}
 
 
 def watched_pairs(sources: Sequence[str], watch_file: Path | str | None) -> list[WatchedPair]:

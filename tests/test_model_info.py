@@ -46,7 +46,8 @@ def test_shipped_defaults_as_typed_values():
 
 def test_training_writes_every_key_in_order(tiny_model_dir):
     info = json.loads((tiny_model_dir / "config.json").read_text())["info"]
-    assert list(info) == [key for key in INFO_KEYS if key not in ("alignment_links", "text")]   # text: raw, none
+    # text: raw, none; watch: no --watch
+    assert list(info) == [key for key in INFO_KEYS if key not in ("alignment_links", "text", "watch")]
     assert info["defaults"] == {"beam_size": info["train_config"]["beam"],
                                 "length_penalty": info["train_config"]["length_penalty"]}
     assert info["guide_alignments"] is None and info["init_from"] is None      # null: none was given
