@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
 import numpy as np
 
 from .corpus import check_readable_file, decode_line, iter_pairs
-from .errors import CorpusError, InputError, OptionError
+from .errors import AttncliError, CorpusError, InputError, OptionError
 from .model_info import LinkSettings, ModelInfo   # LinkSettings: importable from here too
 from .tokenizer import MAX_INPUT_PIECES, Tokenizer
 
@@ -185,6 +185,19 @@ def parse_pharaoh(line: str, where: str = "") -> PharaohLinks:
     return sure, possible
 
 
+def check_gold_links(gold: PharaohLinks, alignment: Alignment, where: str = "",
+                     error: type[AttncliError] = OptionError) -> None:
+    """Refuse a gold link (source word i, target word j) outside the aligned pair's words: gold
+    written for another sentence, translation or tokenisation would mark the wrong cells."""
+    sure, possible = gold
+    for i, j in sorted(possible | sure):
+        if i >= len(alignment.src_words) or j >= len(alignment.tgt_words):
+            link = f"{i}{'-' if (i, j) in sure else 'p'}{j}"
+            raise error(f"{where}link {link} is outside the pair ({len(alignment.src_words)} source words "
+                        f"0-{len(alignment.src_words) - 1}, {len(alignment.tgt_words)} target words "
+                        f"0-{len(alignment.tgt_words) - 1}).")
+
+
 def read_pharaoh_lines(path: Path) -> list[str]:
     """The lines of a Pharaoh file, decoded as UTF-8 (a bad byte is an error naming the line)."""
     check_readable_file(path)
@@ -195,7 +208,9 @@ def read_pharaoh_lines(path: Path) -> list[str]:
 def align_file(translator: "Translator", pairs_path: Path, gold_path: Optional[Path] = None,
                attention_shift: int = 0, batch_size: int = 32) -> Iterator[tuple[Alignment, Optional[PharaohLinks]]]:
     """Teacher-forced alignment of every pair of a source<TAB>target file, streamed `batch_size`
-    pairs at a time, each with its gold links from the same line of `gold_path` (if given)."""
+    pairs at a time, each with its gold links from the same line of `gold_path` (if given). The
+    pairs are read as they are, in the model's own tokenization (as gold alignments count the
+    file's tokens): the model's input normalisation (info.text) is not applied to them."""
     if batch_size < 1:
         raise OptionError(f"--batch-size must be at least 1, got {batch_size}.")
     gold_lines = read_pharaoh_lines(gold_path) if gold_path is not None else None
@@ -203,15 +218,45 @@ def align_file(translator: "Translator", pairs_path: Path, gold_path: Optional[P
     index = 0
     while chunk := list(itertools.islice(pairs, batch_size)):
         alignments = translator.align_batch([p.source for p in chunk], [p.target for p in chunk],
-                                            attention_shift=attention_shift)
+                                            attention_shift=attention_shift, normalize=False)
         for alignment in alignments:
             gold = None
             if gold_lines is not None:
                 if index >= len(gold_lines):
                     raise CorpusError(f"{gold_path}: has fewer lines than {pairs_path}.")
                 gold = parse_pharaoh(gold_lines[index], f"{gold_path}:{index + 1}: ")
+                check_gold_links(gold, alignment, f"{gold_path}:{index + 1}: ", CorpusError)
             yield alignment, gold
             index += 1
+
+
+def align_lines(translator: "Translator", lines: Iterable[str], source_name: str, beam_size: int | None = None,
+                length_penalty: float | None = None, attention_shift: int = 0,
+                batch_size: int = 32) -> Iterator[Optional[Alignment]]:
+    """The alignment of each line with the model's own translation (None for a blank line), aligned
+    `batch_size` lines at a time. A line that cannot be aligned (too long, not text) stops the
+    stream after the alignments of the lines before it, naming `source_name:line`."""
+    if batch_size < 1:
+        raise OptionError(f"--batch-size must be at least 1, got {batch_size}.")
+    translator.align_batch([], None, beam_size, attention_shift, length_penalty)    # check the options first
+    lines, done = iter(lines), 0
+    while chunk := list(itertools.islice(lines, batch_size)):
+        try:
+            aligned = iter(translator.align_batch([line for line in chunk if line.strip()], None, beam_size,
+                                                  attention_shift, length_penalty))
+        except InputError:          # one line at a time, to name the line after aligning those before it
+            aligned = None
+        for offset, line in enumerate(chunk):
+            if not line.strip():
+                yield None
+            elif aligned is not None:
+                yield next(aligned)
+            else:
+                try:
+                    yield translator.align(line, None, beam_size, attention_shift, length_penalty)
+                except InputError as exc:
+                    raise InputError(f"{source_name}:{done + offset + 1}: {exc}") from None
+        done += len(chunk)
 
 
 @dataclass
@@ -239,6 +284,8 @@ def score_alignments(gold: Sequence[tuple[set, set]], predicted: Sequence[set]) 
         size_a += len(links)
         size_s += len(sure)
         size_p += len(possible)
+    if size_a + size_s == 0:
+        raise CorpusError("no links to score: the gold has no sure links and the prediction no links.")
     precision = a_and_p / size_a if size_a else 0.0
     recall = a_and_s / size_s if size_s else 0.0
     aer = 1.0 - (a_and_s + a_and_p) / (size_a + size_s) if size_a + size_s else 0.0
@@ -254,4 +301,6 @@ def score_alignment_files(gold_path: Path, hypothesis_path: Path) -> AlignmentSc
                  for n, line in enumerate(read_pharaoh_lines(hypothesis_path), 1)]
     if len(predicted) != len(gold):
         raise CorpusError(f"{hypothesis_path} has {len(predicted)} lines but {gold_path} has {len(gold)}.")
+    if not any(sure for sure, _ in gold) and not any(predicted):
+        raise CorpusError(f"no links to score: {gold_path} has no sure links and {hypothesis_path} no links.")
     return score_alignments(gold, predicted)

@@ -7,24 +7,28 @@ command line, 130 for Ctrl-C). Heavy imports (torch) happen inside commands so `
 
 from __future__ import annotations
 
+import itertools
 import json
 import signal
 import sys
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from enum import Enum
 from pathlib import Path
-from typing import Iterator, Optional
+from typing import Callable, Iterator, Optional
 
 import typer
 from typing_extensions import Annotated
 
 from .config import DECODE_BATCH_TOKENS, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
-from .errors import AttncliError, OptionError
+from .errors import AttncliError, CorpusError, InputError, OptionError
 
-app = typer.Typer(no_args_is_help=True, add_completion=False, rich_markup_mode=None,
-                  pretty_exceptions_enable=False,
-                  help="Train, run and inspect attention-based translation models.")
+# -h is --help on every command (click's contexts pass it down); --install-completion and
+# --show-completion are Typer's, and cost no start-up time (typer imports its completion code anyway).
+HELP_OPTIONS = {"help_option_names": ["-h", "--help"]}
+app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                  context_settings=HELP_OPTIONS, help="Train, run and inspect attention-based translation models.")
 inspect_app = typer.Typer(no_args_is_help=True, rich_markup_mode=None, pretty_exceptions_enable=False,
+                          context_settings=HELP_OPTIONS,
                           help="Look inside a model: attention alignments and their quality.")
 app.add_typer(inspect_app, name="inspect")
 
@@ -33,6 +37,20 @@ ModelOption = Annotated[str, typer.Option("--model", "-m", help="Model folder, o
 
 
 Precision = Enum("Precision", {name: name for name in PRECISIONS}, type=str)
+
+
+SplitOption = Annotated[bool, typer.Option(
+    "--split/--no-split",
+    help="Split each line into sentences (the models are trained on single sentences) and an over-long "
+         "sentence at its clauses; the translations of a line stay on one line. --no-split reads each line as one sentence.")]
+
+
+def note_unknown_characters(translator) -> None:
+    """One stderr line, once per command, if the model read any characters as <unk>."""
+    if translator.unknown_characters:
+        from .text import unknown_note
+
+        sys.stderr.write(f"attncli: note: {unknown_note(translator.unknown_characters)}\n")
 
 
 PrecisionOption = Annotated[Precision, typer.Option(
@@ -90,14 +108,25 @@ def stdout_console():
     return StdoutConsole(soft_wrap=False)
 
 
+def _print_version(value: bool) -> None:
+    if value:
+        from . import version
+
+        typer.echo(f"attncli {version()}")
+        raise typer.Exit()
+
+
 @app.callback()
-def main_callback() -> None:
+def main_callback(
+    version: Annotated[bool, typer.Option("--version", callback=_print_version, is_eager=True,
+                                          help="Print attncli's version and exit.")] = False,
+) -> None:
     """Train, run and inspect attention-based translation models."""
 
 
 @app.command()
 def train(
-    corpus: Annotated[Path, typer.Argument(help="Training pairs: UTF-8, one source<TAB>target per line.")],
+    corpus: Annotated[Path, typer.Argument(metavar="CORPUS", help="Training pairs: UTF-8, one source<TAB>target per line.")],
     dev: Annotated[Optional[Path], typer.Option(help="Dev pairs for validation; default: hold out 1% of CORPUS (at most 2000 pairs).")] = None,
     out: Annotated[Optional[Path], typer.Option(help="Model folder to write; default: models/<corpus name>.")] = None,
     epochs: Annotated[int, typer.Option(help="Stop after this many epochs.")] = DEFAULTS.epochs,
@@ -131,11 +160,15 @@ def train(
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
     guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments).")] = DEFAULTS.guide_weight,
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
+    watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
+    watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
-    """Train a model on CORPUS and write it to --out (atomically; the best checkpoint is kept).
+    """Train a model on CORPUS and write it to --out.
 
+    The folder is written atomically whenever dev BLEU improves, so it always holds the best
+    checkpoint so far.
     Ctrl-C or SIGTERM stops at the end of the current update and saves the training state in
     OUT.train-state; --resume continues it to the same model an uninterrupted run gives.
     """
@@ -144,6 +177,7 @@ def train(
 
         options = dict(locals())                 # every TrainConfig field is an option of the same name
         options["train_precision"] = train_precision.value
+        options.update(watch=tuple(watch or ()), watch_file=str(watch_file) if watch_file is not None else None)
         config = TrainConfig(**{field: options[field] for field in TrainConfig.__dataclass_fields__})
         out_dir = out or Path("models") / corpus.stem
         from .progress import TrainingProgress
@@ -177,15 +211,19 @@ def _raise_keyboard_interrupt(signum, frame) -> None:
 
 @app.command()
 def translate(
-    sentence: Annotated[Optional[str], typer.Argument(help="Sentence to translate; default: each line of stdin.")] = None,
+    sentence: Annotated[Optional[str], typer.Argument(metavar="SENTENCE", help="Sentence to translate; default: each line of stdin (typed at a terminal: one at a time, after a prompt).")] = None,
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
     threads: Annotated[int, typer.Option(help="CPU threads for stdin of more than 32 lines, which torch translates (0: all cores).")] = 0,
     precision: PrecisionOption = Precision.int8,
+    split: SplitOption = True,
 ) -> None:
-    """Translate SENTENCE, or each line of stdin: one output line per input line, in order.
+    """Translate SENTENCE, or each line of stdin.
+
+    One output line per input line, in order; stdin typed at a terminal is translated line by
+    line, after a prompt on stderr, until Ctrl-D.
 
     A single SENTENCE, or stdin of at most 32 lines, runs on a NumPy copy of the model's
     arithmetic (same output, no torch start-up: a quarter of a second); more stdin lines are
@@ -196,16 +234,99 @@ def translate(
             raise OptionError("the sentence is empty.")
         from .translator import Translator
 
+        progress = nullcontext(iter)
         if sentence is not None:
             translator = Translator.load(model, threads, precision.value, sentences=1)
-            outputs = translator.translate_stream([sentence], beam, length_penalty, batch_tokens)
+            outputs = translator.translate_stream([sentence], beam, length_penalty, batch_tokens, split=split)
+        elif sys.stdin.isatty():             # typed at a terminal: each line as soon as it is typed
+            translator = Translator.load(model, threads, precision.value, sentences=1)
+            outputs = _interactively(lambda lines: translator.translate_stream(
+                lines, beam, length_penalty, batch_tokens, chunk=1, split=split), "translate")
         else:
-            lines = (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
-            translator, lines = Translator.for_lines(lines, model, threads, precision.value)
-            outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin")
-        for output in outputs:
-            sys.stdout.write(output + "\n")
+            progress = line_progress("translating", _stdin_line_count)
+            translator, lines = Translator.for_lines(_stdin_text_lines(), model, threads, precision.value)
+            outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin",
+                                                  split=split)
+        with progress as counted:
+            for output in counted(outputs):
+                sys.stdout.write(output + "\n")
         sys.stdout.flush()
+        note_unknown_characters(translator)
+
+
+def _interactively(results: Callable[[Iterator[str]], Iterator], action: str) -> Iterator:
+    """Interactive mode (stdin is a terminal, like fairseq-interactive): `results(lines)` of the lines
+    typed after a prompt on stderr, each as soon as it is typed. A line that cannot be used is
+    reported on stderr and the next one read; Ctrl-D or Ctrl-C ends the session (status 0). Bad
+    option values are refused before the first prompt (`results` checks them before reading)."""
+    lines = _typed_lines(action)
+    try:
+        while True:
+            try:
+                yield from results(lines)
+                return
+            except InputError as exc:
+                sys.stderr.write(f"attncli: error: {exc}\n")
+    except KeyboardInterrupt:
+        sys.stderr.write("\n")
+
+
+def _typed_lines(action: str) -> Iterator[str]:
+    """Lines typed at the terminal, each after a prompt on stderr; blank lines are skipped, and a
+    line that is not UTF-8 is reported and skipped."""
+    from .corpus import decode_line
+
+    sys.stderr.write(f"attncli: type a sentence and press Enter to {action} it; Ctrl-D ends.\n")
+    for line_no in itertools.count(1):
+        sys.stdout.flush()                      # the translation of the line before, first
+        sys.stderr.write("> ")
+        sys.stderr.flush()
+        raw = sys.stdin.buffer.readline()
+        if not raw:                             # Ctrl-D
+            sys.stderr.write("\n")
+            return
+        try:
+            line = decode_line(raw, "stdin", line_no).rstrip("\n").rstrip("\r")
+        except CorpusError as exc:
+            sys.stderr.write(f"attncli: error: {exc}\n")
+            continue
+        if line.strip():
+            yield line
+
+
+def line_progress(description: str, count: Callable[[], Optional[int]] = lambda: None,
+                  results_on_stdout: bool = True):
+    """A context giving `counted(items)`, which passes a job's results through: while they come, a
+    bar on stderr (progress.LineProgress: lines, lines/s, time left when `count()` knows the total)
+    if stderr is a terminal and, when results are written to stdout meanwhile, stdout is not."""
+    if not sys.stderr.isatty() or (results_on_stdout and sys.stdout.isatty()):
+        return nullcontext(iter)
+    from .progress import LineProgress
+
+    return LineProgress(stderr_console(), description, count())
+
+
+def _stdin_line_count() -> Optional[int]:
+    """The lines left in stdin if it is a file (`< big.txt`), read without moving its position;
+    None for a pipe or a terminal (then the total is unknown)."""
+    import os
+    import stat
+
+    try:
+        fd = sys.stdin.fileno()
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        offset, count, last = os.lseek(fd, 0, os.SEEK_CUR), 0, b"\n"
+        while block := os.pread(fd, 1 << 20, offset):
+            count, offset, last = count + block.count(b"\n"), offset + len(block), block[-1:]
+    except (OSError, ValueError):          # no file descriptor (a test's stdin), or unreadable
+        return None
+    return count + (last != b"\n")
+
+
+def _stdin_text_lines() -> Iterator[str]:
+    """The lines of stdin without their line ends ("\\n" or "\\r\\n")."""
+    return (line.rstrip("\n").rstrip("\r") for line in _stdin_lines())
 
 
 def _stdin_lines() -> Iterator[str]:
@@ -218,15 +339,26 @@ def _stdin_lines() -> Iterator[str]:
 
 @app.command()
 def evaluate(
-    test: Annotated[Path, typer.Argument(help="Test pairs: source<TAB>reference per line.")],
+    test: Annotated[Path, typer.Argument(metavar="TEST", help="Test pairs: source<TAB>reference per line.")],
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
+    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
+    output: Annotated[Optional[Path], typer.Option(help="Also write the translations to this file, one line per TEST pair.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
     precision: PrecisionOption = Precision.int8,
+    split: Annotated[bool, typer.Option(
+        "--split/--no-split",
+        help="Split each source line into sentences, as translate does. Off by default: a test line is one "
+             "segment with one reference, and scores stay comparable with those published (21 of the 2,000 "
+             "Tatoeba es-en dev lines hold two sentences: BLEU 50.70 split, 50.45 not).")] = False,
 ) -> None:
-    """Translate the source column of TEST and score it against the references (BLEU, chrF, TER)."""
+    """Translate TEST's sources and score them: BLEU, chrF, TER.
+
+    TEST holds source<TAB>reference pairs; the translations are scored against the references
+    with sacrebleu (its signatures are printed).
+    """
     with reported_errors():
         import time
 
@@ -237,7 +369,10 @@ def evaluate(
         pairs = read_pairs(test)
         translator = Translator.load(model, threads, precision.value)
         start = time.monotonic()
-        hypotheses = translator.translate([pair.source for pair in pairs], beam, length_penalty)
+        outputs = translator.translate_stream([pair.source for pair in pairs], beam, length_penalty, batch_tokens,
+                                              split=split)
+        with _output_file(output) as written, line_progress("evaluating", lambda: len(pairs), False) as counted:
+            hypotheses = [written(hypothesis) for hypothesis in counted(outputs)]
         seconds = time.monotonic() - start
         scores = score_translations(hypotheses, [pair.target for pair in pairs])
         scores.update(sentences=len(pairs), seconds=round(seconds, 2),
@@ -248,14 +383,37 @@ def evaluate(
             for metric in ("bleu", "chrf", "ter"):
                 typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
             typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {precision.value})")
+        note_unknown_characters(translator)
+
+
+@contextmanager
+def _output_file(path: Optional[Path]) -> Iterator[Callable[[str], str]]:
+    """Gives `written(line)`, which writes the line to `path` (a --output FILE, created or emptied
+    at once, so a bad path fails before any work) and returns it; without a path it only returns it."""
+    if path is None:
+        yield lambda line: line
+        return
+    try:
+        handle = open(path, "w", encoding="utf-8", newline="\n")
+    except OSError as exc:
+        raise OptionError(f"--output {path}: cannot write ({exc.strerror or exc}).") from None
+
+    def written(line: str) -> str:
+        handle.write(line + "\n")
+        return line
+
+    with handle:
+        yield written
 
 
 @app.command("models")
 def models(
     as_json: Annotated[bool, typer.Option("--json", help="Print the list as JSON.")] = False,
 ) -> None:
-    """List the models --model NAME finds, in search order: the working directory, each folder of
-    $ATTNCLI_MODELS, the user data folder, the shipped models (the first of a name is used)."""
+    """List the models --model NAME finds, in search order.
+
+    The order: the working directory, each folder of $ATTNCLI_MODELS, the user data folder, the
+    shipped models (the first of a name is used)."""
     with reported_errors():
         from .model_list import find_models, models_json, models_table
 
@@ -265,7 +423,7 @@ def models(
 
 @inspect_app.command("alignment")
 def inspect_alignment(
-    sentence: Annotated[Optional[str], typer.Argument(help="Source sentence (words = whitespace tokens).")] = None,
+    sentence: Annotated[Optional[str], typer.Argument(metavar="SENTENCE", help="Source sentence (words = whitespace tokens); default: each line of stdin.")] = None,
     model: ModelOption = "es-en",
     target: Annotated[Optional[str], typer.Option(help="Explain this translation (teacher-forced) instead of the model's own.")] = None,
     file: Annotated[Optional[Path], typer.Option(help="Align every source<TAB>target pair of this file (teacher-forced).")] = None,
@@ -278,39 +436,103 @@ def inspect_alignment(
     shift: Annotated[Optional[int], typer.Option(help="0: attention that predicted the word; 1: attention after reading it (default: the model's, else 0).")] = None,
     mutual: Annotated[Optional[bool], typer.Option("--mutual/--no-mutual", help="Keep a link only if it is also the strongest from the source word's side (default: the model's, else no).")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
-    batch_size: Annotated[int, typer.Option(help="Pairs per batch with --file.")] = 32,
+    length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent for the model's own translation. Default: the model's.")] = None,
+    precision: PrecisionOption = Precision.int8,
+    batch_size: Annotated[int, typer.Option(help="Pairs (or stdin lines) per batch with --file (or stdin).")] = 32,
 ) -> None:
-    """Show which source words each target word attended to."""
+    """Show which source words each target word attended to.
+
+    For SENTENCE, each pair of --file, or else each line of stdin (one sentence a line, with the
+    model's own translation; a blank line stays blank).
+    """
     with reported_errors():
-        from .alignment import LinkSettings, align_file, parse_pharaoh
+        from .alignment import LinkSettings, align_file, check_gold_links, parse_pharaoh
         from .render import check_picture_path
 
         LinkSettings.check_options(min_weight, shift)
-        if (sentence is None) == (file is None):
-            raise OptionError("give either a SENTENCE or --file PAIRS.tsv.")
-        if save is not None and file is not None:
-            raise OptionError("--save draws one sentence's table; it cannot be used with --file.")
+        _check_alignment_inputs(sentence, file, target, gold, gold_file, save)
+        gold_links = parse_pharaoh(gold, "--gold: ") if gold else None
         if save is not None:
             check_picture_path(save)
+        if sentence is None and file is None:
+            _align_stdin(model, precision.value, beam, length_penalty, batch_size, (min_weight, mutual, shift),
+                         output_format, subwords)
+            return
         from .translator import Translator
 
-        translator = Translator.load(model, sentences=None if file is not None else 1)
+        translator = Translator.load(model, precision=precision.value, sentences=None if file is not None else 1)
         # what the model's links were tuned with, if anything, unless options say otherwise
         settings = translator.link_defaults.overridden(min_weight, mutual, shift)
         if file is not None:
-            for alignment, gold_links in align_file(translator, file, gold_file, settings.attention_shift, batch_size):
-                _show_alignment(alignment, output_format, subwords, settings, gold_links)
-            return
-        alignment = translator.align(sentence, target, beam, attention_shift=settings.attention_shift)
-        gold_links = parse_pharaoh(gold, "--gold: ") if gold else None
-        _show_alignment(alignment, output_format, subwords, settings, gold_links, save)
+            pairs = align_file(translator, file, gold_file, settings.attention_shift, batch_size)
+            with line_progress("aligning", lambda: _count_pairs(file)) as counted:
+                for alignment, gold_file_links in counted(pairs):
+                    _show_alignment(alignment, output_format, subwords, settings, gold_file_links)
+        else:
+            alignment = translator.align(sentence, target, beam, settings.attention_shift, length_penalty)
+            if gold_links is not None:
+                check_gold_links(gold_links, alignment, "--gold: ")
+            _show_alignment(alignment, output_format, subwords, settings, gold_links, save)
+        note_unknown_characters(translator)
+
+
+def _check_alignment_inputs(sentence: Optional[str], file: Optional[Path], target: Optional[str], gold: Optional[str],
+                            gold_file: Optional[Path], save: Optional[Path]) -> None:
+    """Refuse options that do not go with what is aligned: a SENTENCE, --file PAIRS, or else stdin."""
+    if sentence is not None and file is not None:
+        raise OptionError("give a SENTENCE or --file PAIRS.tsv, not both.")
+    for option, value in (("--target", target), ("--gold", gold), ("--save", save)):
+        if value is not None and sentence is None:
+            source = "--file" if file is not None else "sentences from stdin"
+            raise OptionError(f"{option} goes with one SENTENCE; it cannot be used with {source}.")
+    if gold_file is not None and file is None:
+        raise OptionError("--gold-file goes with --file (one gold line per pair of the file).")
+
+
+def _align_stdin(model: str, precision: str, beam: Optional[int], length_penalty: Optional[float], batch_size: int,
+                 link_options: tuple, output_format: OutputFormat, subwords: bool) -> None:
+    """inspect alignment of each stdin line with the model's own translation; typed at a terminal,
+    each line as soon as it is typed (after a prompt on stderr). `link_options`: (--min-weight,
+    --mutual, --shift)."""
+    from .alignment import align_lines
+    from .translator import Translator
+
+    typed = sys.stdin.isatty()
+    progress = nullcontext(iter) if typed else line_progress("aligning", _stdin_line_count)
+    if typed:
+        translator = Translator.load(model, precision=precision, sentences=1)
+    else:
+        translator, lines = Translator.for_lines(_stdin_text_lines(), model, precision=precision)
+    settings = translator.link_defaults.overridden(*link_options)
+
+    def aligned(lines: Iterator[str], size: int):
+        return align_lines(translator, lines, "stdin", beam, length_penalty, settings.attention_shift, size)
+
+    alignments = _interactively(lambda typed_lines: aligned(typed_lines, 1), "align") if typed else aligned(lines, batch_size)
+    with progress as counted:
+        for alignment in counted(alignments):
+            _show_alignment(alignment, output_format, subwords, settings, None)
+    note_unknown_characters(translator)
+
+
+def _count_pairs(path: Path) -> Optional[int]:
+    """The pairs of a --file (its lines that are not blank), for the progress bar; None if unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            return sum(1 for line in handle if line.strip())
+    except OSError:
+        return None
 
 
 def _show_alignment(alignment, output_format: OutputFormat, subwords: bool, settings, gold_links,
                     save: Optional[Path] = None) -> None:
-    """Write one alignment to stdout in `output_format` (and its table to `save`)."""
+    """Write one alignment to stdout in `output_format` (and its table to `save`); None, the
+    alignment of a blank line, is a blank line."""
     from .render import alignment_text, print_alignment_table, save_alignment_picture
 
+    if alignment is None:
+        typer.echo("")
+        return
     links = alignment.links(settings.min_weight, settings.mutual)
     if output_format is OutputFormat.table:
         print_alignment_table(stdout_console(), alignment, subwords, links, gold_links)
@@ -328,7 +550,7 @@ class StepFormat(str, Enum):
 
 @inspect_app.command("step")
 def inspect_step(
-    sentence: Annotated[str, typer.Argument(help="Source sentence.")],
+    sentence: Annotated[str, typer.Argument(metavar="SENTENCE", help="Source sentence.")],
     word: Annotated[Optional[int], typer.Option(help="Show the step that predicts this target word (0-based; its first piece).")] = None,
     piece: Annotated[Optional[int], typer.Option(help="Show the step that predicts this target piece (0-based; the number of pieces is the final </s>).")] = None,
     target: Annotated[Optional[str], typer.Option(help="Read this translation (teacher-forced) instead of the model's own.")] = None,
@@ -336,8 +558,10 @@ def inspect_step(
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
     output_format: Annotated[StepFormat, typer.Option("--format", help="table, or json (every vector in full).")] = StepFormat.table,
 ) -> None:
-    """Show one decoder step of Luong attention with its numbers: h_t, the scores, the softmax,
-    the context c_t, [c_t; h_t], h̃_t and the most probable next pieces."""
+    """Show one decoder step of Luong attention, with its numbers.
+
+    h_t, the scores, the softmax, the context c_t, [c_t; h_t], h̃_t and the most probable next
+    pieces."""
     with reported_errors():
         from .attention_steps import check_step_options, explain_step
         from .render import attention_step_text, print_attention_step
@@ -351,15 +575,16 @@ def inspect_step(
             typer.echo(attention_step_text(step))
         else:
             print_attention_step(stdout_console(), step)
+        note_unknown_characters(translator)
 
 
 @inspect_app.command("aer")
 def inspect_aer(
-    gold: Annotated[Path, typer.Argument(help="Gold Pharaoh file: i-j sure, ipj possible links.")],
-    hypothesis: Annotated[Path, typer.Argument(help="Predicted Pharaoh file, one line per gold line.")],
+    gold: Annotated[Path, typer.Argument(metavar="GOLD", help="Gold Pharaoh file: i-j sure, ipj possible links.")],
+    hypothesis: Annotated[Path, typer.Argument(metavar="HYPOTHESIS", help="Predicted Pharaoh file, one line per gold line.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
 ) -> None:
-    """Score predicted word alignments against gold: AER, precision, recall."""
+    """Score word alignments against gold: AER, precision, recall."""
     with reported_errors():
         from .alignment import score_alignment_files
         from .render import aer_json, aer_text

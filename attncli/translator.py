@@ -7,21 +7,27 @@ policy:
 - more, or an unknown number: torch_runtime, length-sorted batches (~650 lines/s once started).
 Both give the same translations and attention (tests/test_numpy_runtime.py). What differs
 between them is only the runtime protocol below: `search_ids` and `teacher_forced`; encoding,
-decoding, blank lines, error positions and alignment assembly are shared here. This module
-imports neither torch nor NumPy.
+decoding, blank lines, error positions and alignment assembly are shared here, and so is the
+text handling of text.py: each line split into sentences (an over-long one at its clauses), the
+model's input normalisation and output detokenization (config.json `info.text`), and the
+characters read as <unk> (`unknown_characters`, for the CLI's note). This module imports
+neither torch nor NumPy.
 """
 
 from __future__ import annotations
 
 import itertools
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
 
 from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
-from .config import DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_beam
-from .errors import InputError, OptionError
+from .config import (DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_batch_tokens, check_beam,
+                     check_length_penalty)
+from .errors import InputError, InputTooLongError, OptionError
+from .model_info import ModelInfo
 from .modelfile import DEFAULT_MODEL, resolve_model_path, search_defaults
-from .tokenizer import Tokenizer, encode_sentence
+from .text import TextPipeline, clauses, sentences as split_sentences
+from .tokenizer import UNK_ID, Tokenizer, encode_sentence
 
 if TYPE_CHECKING:
     import numpy as np
@@ -35,6 +41,7 @@ class Translator:
     """Translate and explain with one model. Build it with `Translator.load`."""
 
     runtime = ""                  # "numpy" or "torch", for reports
+    name = ""                     # the model folder's name (set by `load`): its languages if info.text has none
 
     def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, info: dict[str, Any], precision: str) -> None:
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
@@ -42,6 +49,11 @@ class Translator:
         self.default_beam, self.default_length_penalty = search_defaults(info)
         self.link_defaults = read_link_defaults(info)
         self.precision = precision
+        card = ModelInfo.coerce(info)
+        self.text = TextPipeline(card.text)      # info.text: how the training text was normalised
+        self._corpus = card.corpus
+        # every character read as <unk> so far (sources and given targets), in the order first seen
+        self.unknown_characters: dict[str, None] = {}
 
     @staticmethod
     def load(name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, precision: str = DEFAULT_PRECISION,
@@ -59,13 +71,17 @@ class Translator:
         if precision not in PRECISIONS:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         directory = resolve_model_path(name_or_dir)
+        translator: Translator
         if sentences is not None and sentences <= FEW_SENTENCES:
             from .numpy_runtime import NumpyTranslator
 
-            return NumpyTranslator(directory, precision)
-        from .torch_runtime import TorchTranslator
+            translator = NumpyTranslator(directory, precision)
+        else:
+            from .torch_runtime import TorchTranslator
 
-        return TorchTranslator.from_folder(directory, threads, precision)
+            translator = TorchTranslator.from_folder(directory, threads, precision)
+        translator.name = directory.name
+        return translator
 
     @staticmethod
     def for_lines(lines: Iterable[str], name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0,
@@ -93,78 +109,182 @@ class Translator:
 
     # -- shared by every runtime ----------------------------------------------------------------
 
-    def _search_settings(self, beam_size: int | None, length_penalty: float | None) -> tuple[int, float]:
+    def _search_settings(self, beam_size: int | None, length_penalty: float | None,
+                         batch_tokens: int = DECODE_BATCH_TOKENS) -> tuple[int, float]:
+        """The beam size and length penalty to search with: the given ones, checked, else the model's."""
         beam = self.default_beam if beam_size is None else beam_size
         check_beam(beam)
+        if length_penalty is not None:
+            check_length_penalty(length_penalty)
+        check_batch_tokens(batch_tokens)
         return beam, self.default_length_penalty if length_penalty is None else length_penalty
 
-    def translate(self, sentences: Sequence[str], beam_size: int | None = None,
-                  length_penalty: float | None = None, batch_tokens: int = DECODE_BATCH_TOKENS) -> list[str]:
-        """Translations of `sentences`, in order. An empty or blank sentence translates to ""."""
+    @overload
+    def translate(self, sentences: str, beam_size: int | None = None, length_penalty: float | None = None,
+                  batch_tokens: int = DECODE_BATCH_TOKENS, *, split: bool = True) -> str: ...
+
+    @overload
+    def translate(self, sentences: Sequence[str], beam_size: int | None = None, length_penalty: float | None = None,
+                  batch_tokens: int = DECODE_BATCH_TOKENS, *, split: bool = True) -> list[str]: ...
+
+    def translate(self, sentences, beam_size=None, length_penalty=None, batch_tokens=DECODE_BATCH_TOKENS, *, split=True):
+        """Translations of `sentences` (lines, each split into sentences unless `split` is False:
+        see translate_stream), in order (one string: its translation, a string). An empty or
+        blank one translates to ""."""
         if isinstance(sentences, str):
-            raise TypeError("translate takes a list of sentences; for one, use translate([sentence])[0].")
-        return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1))
+            return self.translate([sentences], beam_size, length_penalty, batch_tokens, split=split)[0]
+        return list(self.translate_stream(sentences, beam_size, length_penalty, batch_tokens, chunk=len(sentences) or 1,
+                                          split=split))
 
     def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
-                         batch_tokens: int = DECODE_BATCH_TOKENS, chunk: int = 500, source_name: str | None = None) -> Iterator[str]:
+                         batch_tokens: int = DECODE_BATCH_TOKENS, chunk: int = 500, source_name: str | None = None,
+                         split: bool = True) -> Iterator[str]:
         """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line.
 
-        A line that cannot be translated (too long, not UTF-8 text) stops the stream after the
-        translations of the lines before it; with `source_name` the error names `source:line`.
+        With `split` (the default) each line is split into sentences (text.sentences), a sentence
+        longer than the model takes is cut at its clauses, and the translations of a line's parts,
+        decoded in the same batches as the other lines', are joined by a space; without it a line
+        is read as one sentence. Each part is normalised as the model's training text was, and
+        its output detokenized (info.text). A line that cannot be translated (too long even
+        so, not UTF-8 text) stops the stream after the translations of the lines before it;
+        with `source_name` the error names `source:line`.
         """
-        beam, alpha = self._search_settings(beam_size, length_penalty)
+        beam, alpha = self._search_settings(beam_size, length_penalty, batch_tokens)
         done = 0
         for pending in _chunks(lines, chunk):
-            yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name)
+            yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name, split)
             done += len(pending)
 
     def _translate_chunk(self, lines: list[str], beam: int, alpha: float, batch_tokens: int,
-                         lines_before: int, source_name: str | None) -> Iterator[str]:
-        encoded: list[list[int] | None] = []
+                         lines_before: int, source_name: str | None, split: bool) -> Iterator[str]:
+        encoded: list[list[int]] = []        # the sentences of every line, in order
+        parts: list[int] = []                # how many of them each line has (0: a blank line)
         error: InputError | None = None
         for offset, line in enumerate(lines):
             try:
-                encoded.append(encode_sentence(self.src_tokenizer, line)[0] if line.strip() else None)
+                line_parts = self._encode_line(line, split) if line.strip() else []
             except InputError as exc:
                 where = f"{source_name}:{lines_before + offset + 1}: " if source_name else ""
                 error = InputError(f"{where}{exc}")
                 break
-        for ids in self.search_ids(encoded, beam, alpha, batch_tokens):
-            yield "" if ids is None else self.tgt_tokenizer.decode(ids)
+            encoded.extend(line_parts)
+            parts.append(len(line_parts))
+        outputs = iter(self.search_ids(encoded, beam, alpha, batch_tokens))
+        for count in parts:
+            texts = (self.text.output(self.tgt_tokenizer.decode(ids or [])) for ids in itertools.islice(outputs, count))
+            yield " ".join(text for text in texts if text)
         if error is not None:
             raise error
 
+    def _encode_line(self, line: str, split: bool) -> list[list[int]]:
+        """Piece ids of each sentence of `line` (of the whole line without `split`)."""
+        if not split:
+            return self._encode_fitting(line, cut=False)
+        return [ids for sentence in split_sentences(line, self.source_language) for ids in self._encode_fitting(sentence)]
+
+    def _encode_fitting(self, sentence: str, cut: bool = True) -> list[list[int]]:
+        """Piece ids of `sentence` (none if normalising leaves nothing, e.g. of control characters),
+        or, if it is too long for the model and `cut`, of its clauses packed into as few parts as
+        fit; a clause that alone is too long is refused, never shortened."""
+        text = self.text.source(sentence)
+        if not text.split():
+            return []
+        try:
+            return [self.encode_source(text)[0]]
+        except InputTooLongError as too_long:
+            if not cut:
+                raise
+            refusal = InputTooLongError(f"{str(too_long).rstrip('.')}, and a clause of it is too long alone "
+                                        "(no , ; : to cut it at): split it into shorter sentences.")
+        packed: list[list[int]] = []
+        group: list[str] = []                # the clauses of the part being packed, and its pieces
+        group_ids: list[int] = []
+        for clause in clauses(sentence):
+            for candidate in ([*group, clause], [clause]):     # the clause joins the part, or starts the next
+                try:
+                    ids = self.encode_source(self.text.source(" ".join(candidate)))[0]
+                    break
+                except InputTooLongError:
+                    continue
+            else:
+                raise refusal
+            if len(candidate) == 1 and group:
+                packed.append(group_ids)
+            group, group_ids = candidate, ids
+        packed.append(group_ids)
+        return packed
+
+    @property
+    def source_language(self) -> str | None:
+        """The source language for the sentence splitter: info.text.lang, else the language pair
+        in the training corpus's path or in the folder name (as `attncli models` shows them)."""
+        if self.text.settings.lang:
+            return self.text.settings.lang
+        from .model_list import _languages
+
+        pair = _languages(self._corpus, self.name)
+        return pair[0] if pair else None
+
+    def encode_source(self, text: str) -> tuple[list[int], list[int]]:
+        """Piece ids of a source sentence (already normalised) and the word of each piece, as
+        tokenizer.encode_sentence; the characters read as <unk> join `unknown_characters`."""
+        ids, word_of_piece = encode_sentence(self.src_tokenizer, text)
+        self._note_unknown(self.src_tokenizer, text.split(), ids, word_of_piece)
+        return ids, word_of_piece
+
+    def _note_unknown(self, tokenizer: Tokenizer, words: Sequence[str], ids: Sequence[int],
+                      word_of_piece: Sequence[int]) -> None:
+        if UNK_ID in ids:
+            for texts in tokenizer.unknown_words(words, ids, word_of_piece).values():
+                self.unknown_characters.update(dict.fromkeys(char for text in texts for char in text))
+
     def align(self, source: str, target: str | None = None, beam_size: int | None = None,
-              attention_shift: int = 0) -> Alignment:
-        """Attention between `source` and `target` (or the model's own translation of `source`).
+              attention_shift: int = 0, length_penalty: float | None = None, normalize: bool = True) -> Alignment:
+        """Attention between `source` and `target` (or the model's own translation of `source`,
+        searched with `beam_size` and `length_penalty`, by default the model's).
 
         The attention is teacher-forced: the model reads the given target (or its own output)
         and we record, for each target piece, the attention used to predict it.
         """
-        return self.align_batch([source], [target] if target is not None else None, beam_size, attention_shift)[0]
+        return self.align_batch([source], [target] if target is not None else None, beam_size, attention_shift,
+                                length_penalty, normalize)[0]
 
-    def align_batch(self, sources: Sequence[str], targets: Sequence[str] | None = None,
-                    beam_size: int | None = None, attention_shift: int = 0) -> list[Alignment]:
+    def align_batch(self, sources: Sequence[str], targets: Sequence[str] | None = None, beam_size: int | None = None,
+                    attention_shift: int = 0, length_penalty: float | None = None,
+                    normalize: bool = True) -> list[Alignment]:
         """`align` for many pairs at once.
 
-        Words are the whitespace tokens of the source and of the given target; for the model's
-        own translation, the words are its output pieces grouped at word starts ("▁").
+        Words are the whitespace tokens of the source and of the given target, normalised as the
+        model's training text was (info.text; `normalize=False` takes them as they are: a pairs
+        file in the model's own tokenization, whose gold links count its tokens); for the model's
+        own translation, the words are its output pieces grouped at word starts ("▁"). A piece
+        read as <unk> is named with the text it stands for, "<unk:🐕>".
         """
-        if beam_size is not None:
-            check_beam(beam_size)
-        src_encoded = [encode_sentence(self.src_tokenizer, source) for source in sources]
+        beam, alpha = self._search_settings(beam_size, length_penalty)    # checked even when targets are given
+        if not sources:
+            return []
+        if normalize:
+            sources = [self.text.source(source) for source in sources]
+            targets = None if targets is None else [self.text.target(target) for target in targets]
+        src_encoded = [self.encode_source(source) for source in sources]
         if targets is None:
-            beam, _ = self._search_settings(beam_size, None)
-            searched = self.search_ids([ids for ids, _ in src_encoded], beam, self.default_length_penalty,
-                                       DECODE_BATCH_TOKENS)
+            searched = self.search_ids([ids for ids, _ in src_encoded], beam, alpha, DECODE_BATCH_TOKENS)
             tgt_encoded = [own_translation(self.tgt_tokenizer, ids or []) for ids in searched]
         else:
             tgt_encoded = [encode_target(self.tgt_tokenizer, target) for target in targets]
+            for target in tgt_encoded:
+                self._note_unknown(self.tgt_tokenizer, target.words, target.ids, target.word_of_piece)
         forced = self.teacher_forced([ids for ids, _ in src_encoded], [target.ids for target in tgt_encoded])
-        return [assemble_alignment(source, src_ids, src_word_of, target, self.src_tokenizer, self.tgt_tokenizer,
-                                   weights, log_probs, attention_shift)
-                for source, (src_ids, src_word_of), target, (weights, log_probs)
-                in zip(sources, src_encoded, tgt_encoded, forced)]
+        alignments = [assemble_alignment(source, src_ids, src_word_of, target, self.src_tokenizer, self.tgt_tokenizer,
+                                         weights, log_probs, attention_shift)
+                      for source, (src_ids, src_word_of), target, (weights, log_probs)
+                      in zip(sources, src_encoded, tgt_encoded, forced)]
+        for alignment, (src_ids, src_word_of), target in zip(alignments, src_encoded, tgt_encoded):
+            # a piece read as <unk> is named by the text it stands for: <unk:🐕>
+            alignment.src_pieces = self.src_tokenizer.marked_pieces(alignment.src_words, src_ids, src_word_of)
+            if targets is not None:
+                alignment.tgt_pieces = self.tgt_tokenizer.marked_pieces(target.words, target.ids, target.word_of_piece)
+        return alignments
 
 
 def _chunks(lines: Iterable[str], size: int) -> Iterator[list[str]]:

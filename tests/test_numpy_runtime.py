@@ -122,11 +122,6 @@ def test_load_picks_the_runtime_by_the_number_of_sentences(tiny_model_dir):
     assert many.runtime == "torch" and list(lines) == ["a"] * (FEW_SENTENCES + 5)
 
 
-def test_translate_refuses_a_bare_string(tiny_model_dir):
-    with pytest.raises(TypeError):
-        Translator.load(tiny_model_dir, sentences=1).translate("Tengo hambre.")
-
-
 @pytest.mark.parametrize("precision", ["int8", "float32"])
 def test_runtimes_agree_step_by_step(tiny_model_dir, precision):
     """The decoder step of each runtime, fed the same pieces: logits and attention agree at every
