@@ -22,8 +22,26 @@ from conftest import SUBPROCESS_ENV, assert_one_line_error
 from attncli.alignment import format_pharaoh
 from attncli.translator import Translator
 
-COMMANDS = [[], ["train"], ["translate"], ["evaluate"], ["models"], ["inspect"], ["inspect", "alignment"],
-            ["inspect", "step"], ["inspect", "aer"]]
+
+def all_commands() -> list[list[str]]:
+    """Every command and group of the CLI, found in the app (so a new command is checked too)."""
+    import click
+    import typer
+
+    from attncli.cli import app
+
+    found: list[list[str]] = []
+
+    def walk(command: click.Command, path: list[str]) -> None:
+        found.append(path)
+        for name, sub in getattr(command, "commands", {}).items():
+            walk(sub, [*path, name])
+
+    walk(typer.main.get_command(app), [])
+    return found
+
+
+COMMANDS = all_commands()
 README = Path(__file__).parent.parent / "README.md"
 
 
