@@ -20,7 +20,7 @@ import numpy as np
 from .alignment import encode_target, own_translation
 from .config import DECODE_BATCH_TOKENS, check_beam
 from .errors import OptionError
-from .tokenizer import EOS_ID, encode_sentence
+from .tokenizer import EOS_ID
 from .translator import Translator
 
 EOS_PIECE = "</s>"
@@ -94,13 +94,14 @@ def explain_step(translator: Translator, sentence: str, target: Optional[str] = 
     check_step_options(sentence, word, piece, target)
     if beam_size is not None:
         check_beam(beam_size)                          # refused even with a --target, as `align` does
-    src_ids, _ = encode_sentence(translator.src_tokenizer, sentence)
+    sentence = translator.text.source(sentence)        # as the model's training text (info.text), if it says
+    src_ids, src_word_of_piece = translator.encode_source(sentence)
     if target is None:
         beam, _ = translator._search_settings(beam_size, None)
         searched = translator.search_ids([src_ids], beam, translator.default_length_penalty, DECODE_BATCH_TOKENS)[0]
         tgt = own_translation(translator.tgt_tokenizer, searched or [])
     else:
-        tgt = encode_target(translator.tgt_tokenizer, target)
+        tgt = encode_target(translator.tgt_tokenizer, translator.text.target(target))
     index = _piece_index(tgt.words, tgt.word_of_piece, len(tgt.ids), word, piece, given=target is not None)
 
     model = translator.float_model
@@ -111,7 +112,7 @@ def explain_step(translator: Translator, sentence: str, target: Optional[str] = 
     best = np.lexsort((np.arange(probabilities.size), -probabilities))[:TOP_PIECES]   # ties: lower id first
     target_pieces = translator.tgt_tokenizer.pieces(tgt.ids) + [EOS_PIECE]
     return StepExplanation(
-        source_pieces=translator.src_tokenizer.pieces(src_ids) + [EOS_PIECE],
+        source_pieces=translator.src_tokenizer.marked_pieces(sentence.split(), src_ids, src_word_of_piece) + [EOS_PIECE],
         target_pieces=target_pieces, target_words=tgt.words, target_word_of_piece=tgt.word_of_piece, piece_index=index,
         word_index=tgt.word_of_piece[index] if index < len(tgt.ids) else None,
         previous_piece=BOS_PIECE if index == 0 else target_pieces[index - 1], given=target is not None,
