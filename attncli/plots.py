@@ -95,8 +95,12 @@ def save_curves(history: TrainingHistory, path: Path, minutes: bool = False) -> 
     """The curves (and the learning rate, where known) as a picture: SVG, PNG, or an HTML page
     holding the SVG."""
     check_save_path(path)
-    import matplotlib
-    from matplotlib.figure import Figure
+    try:
+        import matplotlib
+        from matplotlib.figure import Figure
+    except ImportError:
+        raise OptionError(f"--save {path}: drawing pictures needs matplotlib, an optional extra: "
+                          "pip install 'attncli[plots]' (or pip install matplotlib).") from None
 
     suffix = path.suffix.lower()
     with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "attncli"}):   # text as text; stable ids
