@@ -177,13 +177,13 @@ def worker_train(spec: dict) -> dict:
     from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
     from attncli.training import set_seed, train_step
-    from attncli.recipe import complete_recipe
     from attncli.training_precision import resolve_train_precision
 
     data = json.loads(Path(spec["data"]).read_text())
+    # JoeyNMT's architecture and batches, whatever the corpus size (the recipe would pick others below 60k pairs).
     config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"],
-                         train_precision=spec.get("precision", "auto"))
-    config, _ = complete_recipe(config, len(data["src"]))     # as `attncli train` fills the unset options
+                         train_precision=spec.get("precision", "auto"), batch_tokens=4096, dropout=0.2,
+                         tied_output=False, warmup_steps=400, vocab_size=data["vocab_size"])
     precision = resolve_train_precision(config.train_precision)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
