@@ -30,7 +30,7 @@ def main() -> None:
     for beam in args.beams:
         for penalty in (args.penalties if beam > 1 else [1.0]):
             start = time.monotonic()
-            hypotheses = translator.translate(sources, beam_size=beam, length_penalty=penalty)
+            hypotheses = translator.translate(sources, beam_size=beam, length_penalty=penalty, split=False)
             seconds = time.monotonic() - start
             scores = score_translations(hypotheses, references)
             print(f"| {beam} | {penalty:g} | {scores['bleu']:.2f} | {scores['chrf']:.2f} | {len(sources) / seconds:.0f} |", flush=True)
