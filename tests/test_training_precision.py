@@ -20,23 +20,6 @@ NUMBERS = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1,
                       fp16_weights=False, tied_output=False)
 
 
-@pytest.fixture(scope="module")
-def numbers(tmp_path_factory):
-    import random
-
-    es = "uno dos tres cuatro cinco seis siete ocho".split()
-    en = "one two three four five six seven eight".split()
-    rng = random.Random(1)
-    lines = []
-    for _ in range(200):
-        picks = [rng.randrange(len(es)) for _ in range(rng.randint(2, 4))]
-        lines.append(" ".join(es[i] for i in picks) + "\t" + " ".join(en[i] for i in picks))
-    folder = tmp_path_factory.mktemp("numbers")
-    (folder / "train.tsv").write_text("\n".join(lines[20:]) + "\n", encoding="utf-8")
-    (folder / "dev.tsv").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
-    return folder / "train.tsv", folder / "dev.tsv"
-
-
 @pytest.mark.parametrize("amx, expected", [(True, "bfloat16"), (False, "float32")])
 def test_auto_follows_the_cpu(monkeypatch, amx, expected):
     monkeypatch.setattr("attncli.training_precision.has_amx_bf16", lambda: amx)

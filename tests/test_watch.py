@@ -20,35 +20,26 @@ RUN = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, bat
 
 
 @pytest.fixture(scope="module")
-def toy(tmp_path_factory):
-    import random
-
-    es, en = "uno dos tres cuatro cinco seis".split(), "one two three four five six".split()
-    rng = random.Random(2)
-    lines = []
-    for _ in range(160):
-        picks = [rng.randrange(len(es)) for _ in range(rng.randint(2, 4))]
-        lines.append(" ".join(es[i] for i in picks) + "\t" + " ".join(en[i] for i in picks))
-    folder = tmp_path_factory.mktemp("toy")
-    (folder / "train.tsv").write_text("\n".join(lines[20:]) + "\n", encoding="utf-8")
-    (folder / "dev.tsv").write_text("\n".join(lines[:20]) + "\n", encoding="utf-8")
+def toy(numbers, tmp_path_factory):
+    """The number-words task (conftest), with a watch file whose pair has gold links."""
+    folder = numbers[0].parent
     (folder / "watch.tsv").write_text("dos tres\ttwo three\t0-0 1-1\n", encoding="utf-8")
-    return folder, lines[0].split("\t")
+    return folder, numbers[1].read_text(encoding="utf-8").splitlines()[0].split("\t")
 
 
 def test_every_validation_records_the_watched_sentences(toy, tmp_path):
     folder, (dev_source, dev_target) = toy
-    config = replace(RUN, watch=(dev_source, "cinco uno"), watch_file=str(folder / "watch.tsv"))
+    config = replace(RUN, watch=(dev_source, "doce once diez nueve ocho seis"), watch_file=str(folder / "watch.tsv"))
     result = train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", config)
     info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]
     assert info["watch"] == [{"source": dev_source, "target": dev_target, "gold": None},
-                             {"source": "cinco uno", "target": None, "gold": None},
+                             {"source": "doce once diez nueve ocho seis", "target": None, "gold": None},
                              {"source": "dos tres", "target": "two three", "gold": "0-0 1-1"}]
     assert len(result.history) >= 3 and all(len(record["watch"]) == 3 for record in result.history)
     for record in result.history:
         given, own, from_file = record["watch"]
         assert given["target_words"] == dev_target.split() and from_file["target_words"] == ["two", "three"]
-        for snapshot, source in zip(record["watch"], (dev_source, "cinco uno", "dos tres")):
+        for snapshot, source in zip(record["watch"], (dev_source, "doce once diez nueve ocho seis", "dos tres")):
             if not snapshot["target_words"]:             # an empty own translation early on
                 assert snapshot["weights"] == []
                 continue
