@@ -1,8 +1,8 @@
 """What the CPU offers (instruction-set flags, matrix units), read once from /proc/cpuinfo.
 
 The runtime choices that depend on it live with their owners: int8.py picks oneDNN's int8 product
-only where sums of u8 x s8 pairs are 32-bit (VNNI or AMX), and training.py picks bfloat16 training
-arithmetic only where AMX can run it; machine.py reports them.
+only where sums of u8 x s8 pairs are 32-bit (VNNI or AMX), and training_precision.py picks bfloat16 training
+arithmetic only where the CPU multiplies bfloat16 matrices in hardware; machine.py reports them.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ def has_int8_sum32() -> bool:
     return is_x86() and any(flag in cpu_info()[1] for flag in INT8_SUM32_FLAGS)
 
 
-def has_amx_bf16() -> bool:
-    """Whether the CPU has AMX tiles for bfloat16 matrix products (Sapphire Rapids and later)."""
-    return is_x86() and "amx_bf16" in cpu_info()[1]
+def has_bf16_matmul() -> bool:
+    """Whether the CPU multiplies bfloat16 matrices in hardware: AVX-512 BF16 (AMD Zen 4 and later,
+    Intel Cooper Lake and later) or AMX tiles (Intel Sapphire Rapids and later)."""
+    return is_x86() and bool({"avx512_bf16", "amx_bf16"} & cpu_info()[1])

@@ -20,9 +20,9 @@ NUMBERS = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1,
                       fp16_weights=False, tied_output=False)
 
 
-@pytest.mark.parametrize("amx, expected", [(True, "bfloat16"), (False, "float32")])
-def test_auto_follows_the_cpu(monkeypatch, amx, expected):
-    monkeypatch.setattr("attncli.training_precision.has_amx_bf16", lambda: amx)
+@pytest.mark.parametrize("bf16_matmul, expected", [(True, "bfloat16"), (False, "float32")])
+def test_auto_follows_the_cpu(monkeypatch, bf16_matmul, expected):
+    monkeypatch.setattr("attncli.training_precision.has_bf16_matmul", lambda: bf16_matmul)
     assert resolve_train_precision("auto") == expected
     assert resolve_train_precision("float32") == "float32" and resolve_train_precision("bfloat16") == "bfloat16"
 
@@ -37,7 +37,7 @@ def test_cpu_flags_are_read_from_cpuinfo(monkeypatch, tmp_path):
     hardware.cpu_info.cache_clear()
     try:
         assert hardware.cpu_info() == ("Example Xeon", frozenset({"fpu", "avx512f", "amx_bf16", "amx_int8"}))
-        assert hardware.has_amx_bf16() and hardware.has_int8_sum32()
+        assert hardware.has_bf16_matmul() and hardware.has_int8_sum32()
     finally:
         hardware.cpu_info.cache_clear()
 
@@ -69,7 +69,7 @@ def test_bfloat16_resumes_exactly_with_its_own_precision(numbers, tmp_path, monk
     """Interrupted at update 8 and resumed with `auto` on a CPU whose auto is float32: the run
     keeps its bfloat16 arithmetic and ends bit-equal to the uninterrupted bfloat16 run."""
     config = replace(NUMBERS, train_precision="auto")
-    monkeypatch.setattr("attncli.training_precision.has_amx_bf16", lambda: True)
+    monkeypatch.setattr("attncli.training_precision.has_bf16_matmul", lambda: True)
     reference = train(numbers[0], numbers[1], tmp_path / "ref", config)
 
     def stop_at_8(event):
@@ -78,7 +78,7 @@ def test_bfloat16_resumes_exactly_with_its_own_precision(numbers, tmp_path, monk
 
     with pytest.raises(TrainingInterrupted):
         train(numbers[0], numbers[1], tmp_path / "m", config, on_event=stop_at_8)
-    monkeypatch.setattr("attncli.training_precision.has_amx_bf16", lambda: False)
+    monkeypatch.setattr("attncli.training_precision.has_bf16_matmul", lambda: False)
     resumed = train(numbers[0], numbers[1], tmp_path / "m", config, resume=True)
     assert resumed.precision == reference.precision == "bfloat16"
     assert [r["dev_loss"] for r in resumed.history] == [r["dev_loss"] for r in reference.history]
