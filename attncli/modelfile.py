@@ -19,7 +19,7 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
 
 from .config import ModelConfig
 from .errors import ModelFileError
@@ -234,11 +234,17 @@ def store_link_defaults(directory: Path | str, min_weight: float, mutual: bool, 
                         measured: dict[str, Any] | None = None) -> None:
     """Record in a model's config.json how `inspect alignment` should pick links by default
     (tuned on gold alignments, e.g. by benchmarks/alignment.py --store-best). Atomic rewrite."""
-    directory = Path(directory)
-    document = _read_config(directory)
     settings = LinkSettings.from_dict({"min_weight": float(min_weight), "mutual": bool(mutual),
                                        "attention_shift": int(attention_shift)})
-    document["info"] = ModelInfo.from_dict(document.get("info")).with_links(settings, measured).to_dict()
+    update_model_info(directory, lambda info: info.with_links(settings, measured))
+
+
+def update_model_info(directory: Path | str, change: Callable[[ModelInfo], ModelInfo]) -> None:
+    """Rewrite the `info` block of a model's config.json as `change` makes it, atomically; the
+    weights and everything else stay as they are."""
+    directory = Path(directory)
+    document = _read_config(directory)
+    document["info"] = change(ModelInfo.from_dict(document.get("info"))).to_dict()
     temporary = directory / f".{CONFIG_FILE}.tmp-{os.getpid()}"
     try:
         write_bytes(temporary, (json.dumps(document, indent=2, ensure_ascii=False) + "\n").encode())

@@ -38,7 +38,8 @@ from .errors import ModelFileError, OptionError
 from .loss import sequence_loss
 from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
-from .modelfile import CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model
+from .modelfile import (CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model,
+                        update_model_info)
 from .run_lock import run_lock
 from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
@@ -46,7 +47,7 @@ from .tokenizer import Tokenizer
 from .training_data import TrainingData, make_training_batch, prepare_data
 from .training_precision import autocast, resolve_train_precision
 from .validation import dev_scores
-from .watch import WatchedPair, snapshot, watched_pairs, with_dev_references
+from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
 
 
 @dataclass
@@ -276,6 +277,8 @@ class TrainingRun:
                 self.best_states.append(copy.deepcopy(self.model.state_dict()))
                 del self.best_states[: -self.config.average_last]
                 self.save_best()
+            elif (setup.out_dir / CONFIG_FILE).is_file():      # the model stays; its card gets this validation
+                update_model_info(setup.out_dir, lambda info: dataclasses.replace(info, history=progress.history))
             if checkpoint:
                 save_train_state(self.state_dir, self.checkpoint_state())
         setup.on_event(TrainEvent("validation", epoch=epoch, step=progress.step, dev_loss=scores.loss,
@@ -368,20 +371,20 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     check_output_folder(out_dir, overwrite or resume)
     with run_lock(out_dir):
         return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
-                             init_from, start_model, clock_start)
+                             init_from, start_model, clock_start, overwrite)
 
 
 def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path, config: TrainConfig,
                   on_event: Callable[[TrainEvent], None], resume: bool, stop_signals: Sequence[int],
                   guide_path: Path | str | None, init_from: Path | str | None, start_model: LoadedModel | None,
-                  clock_start: float) -> TrainResult:
+                  clock_start: float, overwrite: bool = False) -> TrainResult:
     """`train` once `out_dir` is checked and locked: data, model, the run."""
     for path in (corpus_path, dev_path):
         if path is not None:
             check_readable_file(Path(path))
     init_weights = resolve_model_path(init_from) / WEIGHTS_FILE if init_from is not None else None
     fingerprint = run_fingerprint(corpus_path, dev_path, config, guide_path, init_weights)
-    saved = saved_run(out_dir, fingerprint, resume)
+    saved = saved_run(out_dir, fingerprint, resume, overwrite)
     data = prepare_data(corpus_path, dev_path, guide_path, config, starting_tokenizers(saved, start_model),
                         lambda kind, message: on_event(TrainEvent(kind, message=message)))
     config = data.config                                     # with the recipe's choices
@@ -395,6 +398,7 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
                      init_from=str(init_from) if init_from is not None else None,
                      defaults=SearchDefaults(config.beam, config.length_penalty))
     watched = with_dev_references(watched_pairs(config.watch, config.watch_file), data.dev_pairs)
+    check_watch_lengths(watched, data.src_tok, data.tgt_tok)
     if watched:
         info = dataclasses.replace(info, watch=tuple(watched))
     setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals), watched)
@@ -444,16 +448,19 @@ def check_output_folder(out_dir: Path, may_replace_model: bool) -> None:
         raise OptionError(f"--out {out_dir}: cannot write in {out_dir.absolute().parent}.")
 
 
-def saved_run(out_dir: Path, fingerprint: dict, resume: bool) -> TrainState | None:
-    """The state of the stopped run to continue (--resume), checked against this run's data and options."""
+def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = False) -> TrainState | None:
+    """The state of the stopped run to continue (--resume), checked against this run's data and
+    options; with `overwrite` (and no resume) a stopped run's state is removed: this run starts over."""
     state_dir = state_dir_for(out_dir)
     if resume:
         saved = load_train_state(state_dir)
         check_fingerprint(saved.fingerprint, fingerprint, state_dir)
         return saved
-    if state_dir.exists():
+    if state_dir.exists() and overwrite:
+        discard_train_state(state_dir)
+    elif state_dir.exists():
         raise OptionError(f"{state_dir}: holds an unfinished run for --out {out_dir}; "
-                          "add --resume to continue it, or delete the folder to start over.")
+                          "add --resume to continue it, or --overwrite to start over.")
     return None
 
 

@@ -14,9 +14,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Sequence
 
-from .alignment import parse_pharaoh
+from .alignment import encode_target, parse_pharaoh
 from .corpus import SentencePair, check_readable_file, decode_line
-from .errors import CorpusError, OptionError
+from .errors import CorpusError, InputError, OptionError
+from .tokenizer import Tokenizer, encode_sentence
 from .model_info import WatchedPair   # info.watch's entries: the model card owns their JSON form
 
 MAX_WATCHED = 8          # sentences: the records go into config.json
@@ -72,3 +73,14 @@ def snapshot(translator, pairs: Sequence[WatchedPair]) -> list[dict[str, Any]]:
     return [{"target_words": aligned[pair].tgt_words,
              "weights": [[round(float(w), DECIMALS) for w in row] for row in aligned[pair].word_weights]}
             for pair in pairs]
+
+
+def check_watch_lengths(pairs: Sequence[WatchedPair], src_tok: Tokenizer, tgt_tok: Tokenizer) -> None:
+    """Refuse, before the first update, a watched sentence the model cannot read (too long)."""
+    for pair in pairs:
+        try:
+            encode_sentence(src_tok, pair.source)
+            if pair.target is not None:
+                encode_target(tgt_tok, pair.target)
+        except InputError as exc:
+            raise OptionError(f"--watch {pair.source[:40]!r}: {exc}") from None

@@ -28,7 +28,7 @@ CORPUS = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
 ATTNCLI = str(Path(sys.executable).parent / "attncli")
 
 # The shipped es-en recipe's sizes; each variant changes one thing.
-BASE = ["--embed-size", "256", "--hidden-size", "384", "--dropout", "0.25", "--seed", "1"]
+BASE = ["--embed-size", "256", "--hidden-size", "384", "--dropout", "0.25", "--seed", "1", "--overwrite"]
 VARIANTS = {
     "base (shipped recipe)": [],
     "vocabulary 4k": ["--vocab-size", "4000"],

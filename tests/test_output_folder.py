@@ -49,3 +49,13 @@ def test_the_lock_is_released_and_removed_when_its_holder_ends(tmp_path):
     lock_path_for(out).write_text("pid 1 on a host that died")    # left by a killed run
     with run_lock(out):
         assert str(os.getpid()) in lock_path_for(out).read_text()
+
+
+def test_overwrite_starts_over_a_run_stopped_by_its_time_limit(corpus_files, tmp_path):
+    out = tmp_path / "m"
+    stopped = train(corpus_files[0], corpus_files[1], out, replace(QUICK, max_minutes=0.001))
+    assert stopped.state_dir is not None and stopped.state_dir.is_dir()
+    with pytest.raises(OptionError, match="--overwrite"):
+        train(corpus_files[0], corpus_files[1], out, QUICK)
+    again = train(corpus_files[0], corpus_files[1], out, QUICK, overwrite=True)
+    assert again.state_dir is None and not stopped.state_dir.exists()

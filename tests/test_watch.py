@@ -85,3 +85,26 @@ def test_too_many_or_empty_watched_sentences_are_one_line(run_cli, toy, tmp_path
     assert_one_line_error(run_cli(args + many), "--watch", "at most 8")
     assert_one_line_error(run_cli(args + ["--watch", " "]), "--watch")
     assert not (tmp_path / "m").exists()
+
+
+def test_a_watched_sentence_too_long_is_refused_before_training(toy, tmp_path):
+    folder, _ = toy
+    events = []
+    with pytest.raises(OptionError, match="--watch"):
+        train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", replace(RUN, watch=(" ".join(["uno"] * 450),)),
+              on_event=events.append)
+    assert not any(event.kind == "step" for event in events) and not (tmp_path / "m").exists()
+
+
+def test_the_model_card_keeps_every_validation(toy, tmp_path, monkeypatch):
+    """Validations after the best one update config.json's history too (not only the weights'
+    validation), so `inspect history` sees the whole run."""
+    import attncli.training as training
+
+    real_judge = training.judge
+    monkeypatch.setattr(training, "judge", lambda *args: replace(real_judge(*args), best=args[5] <= 6))
+    folder, _ = toy
+    result = train(folder / "train.tsv", folder / "dev.tsv", tmp_path / "m", RUN)
+    info = json.loads((tmp_path / "m" / "config.json").read_text())["info"]
+    assert result.best_step == 6 and len(result.history) > 2
+    assert [r["step"] for r in info["history"]] == [r["step"] for r in result.history]
