@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, TrainConfig
+from .config import ModelConfig, TrainConfig, option_name
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
 from .modelfile import settle_safetensors_file, write_bytes, atomic_dir, read_json_document
@@ -132,10 +132,17 @@ def check_fingerprint(saved: dict[str, Any], current: dict[str, Any], state_dir:
     if not isinstance(old_options, dict):
         raise OptionError(f"--resume: {state_dir} holds no training options to compare with.")
     for name in sorted(set(old_options) | set(new_options)):
-        if old_options.get(name) != new_options.get(name):
-            option = "--" + name.replace("_", "-")
-            raise OptionError(f"--resume: {state_dir} was started with {option} {old_options.get(name)}, "
-                              f"not {new_options.get(name)}; resume with the same options or delete the folder.")
+        if name not in old_options or name not in new_options:
+            raise OptionError(f"--resume: {state_dir} was saved by another version of attncli (its options differ: "
+                              f"{option_name(name)}); delete the folder to start over.")
+        if old_options[name] != new_options[name]:
+            raise OptionError(f"--resume: {state_dir} was started with {option_name(name)} {_shown(old_options[name])}, "
+                              f"not {_shown(new_options[name])}; resume with the same options or delete the folder.")
+
+
+def _shown(value: Any) -> str:
+    """An option's value as a resume message shows it: an unset one was chosen from the corpus size."""
+    return "unset (chosen from the corpus size)" if value is None else str(value)
 
 
 def save_train_state(directory: Path | str, state: TrainState) -> Path:

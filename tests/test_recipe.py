@@ -69,3 +69,18 @@ def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):
 
     stored = json.loads((tmp_path / "m" / "config.json").read_text())["info"]["train_config"]
     assert (stored["batch_tokens"], stored["dropout"], stored["tied_output"], stored["warmup_steps"]) == (2048, 0.3, True, 100)
+
+
+@pytest.mark.parametrize("saved, current, words", [
+    ({"dropout": None}, {"dropout": 0.3}, ["--dropout unset (chosen from the corpus size), not 0.3"]),
+    ({"beam_size": 5}, {"beam": 5}, ["another version of attncli", "--beam"])])
+def test_resume_messages_name_unset_and_unknown_options(tmp_path, saved, current, words):
+    """A run left to the recipe shows its unset option as such, not as 'None'; a state of another
+    version names the option that differs."""
+    from attncli.checkpoint import check_fingerprint
+    from attncli.errors import OptionError
+
+    files = {"corpus": None, "dev": None, "guides": None, "init_from": None}
+    with pytest.raises(OptionError) as refused:
+        check_fingerprint({"config": saved}, {"config": current, **files}, tmp_path / "m.train-state")
+    assert all(word in str(refused.value) for word in words), str(refused.value)
