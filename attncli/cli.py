@@ -610,7 +610,7 @@ def inspect_history(
     """Show how a model trained: its curves and watched attention.
 
     Dev BLEU, chrF and loss at each validation, as curves and as a table with the learning rate
-    (where it can be replayed), then the attention of the sentences watched in training (train
+    (where the run recorded it), then the attention of the sentences watched in training (train
     --watch) as it formed, with AER per validation where gold links were given. Reads config.json only."""
     with reported_errors():
         from .history import chosen_validations, read_history

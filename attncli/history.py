@@ -1,7 +1,7 @@
 """A model's training history, as `attncli inspect history` shows it.
 
 Read from config.json only (`info.history`, `info.watch`, `info.train_config`: no weights, no
-torch): the validation records, the learning rate replayed from them (schedule.py), and for the
+torch): the validation records with the learning rate each recorded, and for the
 sentences watched during training (`train --watch`) the word-level attention recorded at each
 validation, rebuilt as Alignments so that render.py draws them as `inspect alignment` does, with
 links and AER as `inspect alignment --format pharaoh` and `inspect aer` give them with the plain
@@ -21,9 +21,26 @@ import numpy as np
 from .alignment import Alignment, AlignmentScore, PharaohLinks, check_gold_links, parse_pharaoh, score_alignments
 from .errors import CorpusError, ModelFileError, OptionError
 from .model_info import WHERE, WatchedPair
-from .schedule import ReplayedRates, replay_learning_rates
 
 RECORD_NUMBERS = ("step", "epoch", "elapsed_s", "dev_loss", "dev_bleu", "dev_chrf")
+
+
+@dataclass(frozen=True)
+class RecordedRates:
+    """Per history record: the learning rate of the update that follows it (None: not recorded,
+    or no update follows an averaged-weights validation) and whether that validation decayed it."""
+
+    after: list
+    decayed: list
+    note: str              # why some rates are not known ("" when every record has one)
+
+
+def recorded_rates(records: list[dict[str, Any]]) -> RecordedRates:
+    """The learning rates training recorded in each validation record (since 2026-12-01; older runs have none)."""
+    after = [record.get("learning_rate") if isinstance(record.get("learning_rate"), Real) else None for record in records]
+    decayed = [record.get("lr_decayed") is True for record in records]
+    recorded = all("learning_rate" in record for record in records)
+    return RecordedRates(after, decayed, "" if recorded else "not shown: this run's history does not record it")
 
 
 @dataclass(frozen=True)
@@ -31,7 +48,7 @@ class TrainingHistory:
     folder: Path
     records: list[dict[str, Any]]        # info.history, checked: the numbers of RECORD_NUMBERS, "watch" if any
     watched: tuple[WatchedPair, ...]     # info.watch (empty: none)
-    rates: ReplayedRates                 # the learning rate after each validation, where known
+    rates: "RecordedRates"               # the learning rate after each validation, where recorded
 
     def averaged(self, index: int) -> bool:
         """Whether record `index` is the validation of the averaged weights (train --average-last):
@@ -77,7 +94,7 @@ def read_history(folder: Path) -> TrainingHistory:
         if watched and len(record.get("watch") or ()) != len(watched):
             raise ModelFileError(f"{WHERE}.history[{index}].watch must have one entry per sentence of "
                                  f"{WHERE}.watch ({len(watched)}).")
-    history = TrainingHistory(folder, info.history, watched, replay_learning_rates(info.history, info.train_config))
+    history = TrainingHistory(folder, info.history, watched, recorded_rates(info.history))
     _check_watched(history)
     return history
 

@@ -262,16 +262,20 @@ class TrainingRun:
         with setup.guard.critical():
             verdict = judge(scores.bleu, scores.loss, progress.best.bleu, progress.best.loss, progress.lowest_loss,
                             progress.step, self.config)
-            progress.history.append({
-                "step": progress.step, "epoch": epoch, "elapsed_s": round(self.elapsed(), 1),
-                "dev_loss": round(scores.loss, 4), "dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2),
-                "precision": progress.precision, **({"watch": watched} if watched else {})})
             progress.lowest_loss = min(progress.lowest_loss, scores.loss)
             if verdict.progress:
                 progress.bad_validations = 0
             elif verdict.counts:
                 progress.bad_validations += 1
                 progress.lr_scale *= self.config.lr_decay
+            progress.history.append({
+                "step": progress.step, "epoch": epoch, "elapsed_s": round(self.elapsed(), 1),
+                "dev_loss": round(scores.loss, 4), "dev_bleu": round(scores.bleu, 2), "dev_chrf": round(scores.chrf, 2),
+                "precision": progress.precision,
+                # the rate of the update that follows (none after the averaged weights' validation)
+                "learning_rate": self.learning_rate() if checkpoint else None,
+                "lr_decayed": verdict.counts and self.config.lr_decay < 1.0,
+                **({"watch": watched} if watched else {})})
             if verdict.best:
                 progress.best = BestScores(scores.bleu, scores.chrf, scores.loss, progress.step)
                 self.best_states.append(copy.deepcopy(self.model.state_dict()))

@@ -15,6 +15,7 @@ import pytest
 import attncli.schedule as schedule
 from attncli.config import TrainConfig
 from attncli.errors import ModelFileError
+from attncli.history import read_history, recorded_rates
 from attncli.model_info import ModelInfo, WatchedPair
 from attncli.modelfile import MODELS_DIR
 from attncli.training import train
@@ -73,7 +74,7 @@ def test_curves_of_the_shipped_model_fit_80_columns(run_cli):
     assert [row[0] for row in rows] == [f"{record['step']:,}" for record in history]
     assert [float(row[4]) for row in rows] == [record["dev_bleu"] for record in history]
     assert [line for line in lines if line.startswith("learning rate")] == [
-        "learning rate not shown: this run predates the schedule that can be replayed."]
+        "learning rate not shown: this run's history does not record it."]
 
 
 def test_minutes_on_the_x_axis(run_cli):
@@ -154,9 +155,9 @@ def test_aer_per_validation_with_gold_watched_links(run_cli, watched_run):
         TINY.learning_rate * min(1.0, (step + 1) / TINY.warmup_steps) * 1.0 for step in (3, 6, 9, 12)]
 
 
-def test_replayed_learning_rates_are_the_ones_training_used(numbers, tmp_path, monkeypatch):
+def test_recorded_learning_rates_are_the_ones_training_used(numbers, tmp_path, monkeypatch):
     """Decay allowed after 10 updates (instead of 1,000), so that a short run decays: the rate
-    replayed after each validation is the one the next update reported."""
+    recorded after each validation is the one the next update reported."""
     monkeypatch.setattr(schedule, "SETTLE_UPDATES", 10)
     config = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=200, epochs=3,
                          warmup_steps=5, learning_rate=0.03, patience=50, threads=1, seed=5, valid_every=4,
@@ -164,27 +165,17 @@ def test_replayed_learning_rates_are_the_ones_training_used(numbers, tmp_path, m
     events = []
     result = train(numbers[0], numbers[1], tmp_path / "m", config, on_event=events.append)
     reported = {event.step: event.learning_rate for event in events if event.kind == "step"}   # of update step + 1
-    rates = schedule.replay_learning_rates(result.history, config.to_dict())
+    rates = recorded_rates(read_history(tmp_path / "m").records)
     assert rates.note == "" and any(rates.decayed)
     checked = [(rate, reported[record["step"] + 1]) for record, rate in zip(result.history, rates.after)
                if record["step"] + 1 in reported]
     assert len(checked) >= 10 and all(rate == used for rate, used in checked)
 
 
-def test_replay_stops_where_the_rounded_history_cannot_tell():
-    config = TrainConfig(learning_rate=0.002, warmup_steps=0, lr_decay=0.5, attention_bias=False).to_dict()
-
-    def record(step: int, bleu: float, loss: float) -> dict:
-        return {"step": step, "epoch": 1, "elapsed_s": 1.0, "dev_loss": loss, "dev_bleu": bleu, "dev_chrf": 1.0,
-                "precision": "float32"}
-
-    history = [record(1000, 20.0, 2.0), record(2000, 19.0, 1.99), record(3000, 21.0, 1.5), record(4000, 21.0, 1.49),
-               record(5000, 25.0, 1.0)]
-    rates = schedule.replay_learning_rates(history, config)
-    assert rates.after[:3] == [0.002, 0.001, 0.001] and rates.decayed[:3] == [False, True, False]
-    assert rates.after[3:] == [None, None] and "after update 4000" in rates.note   # 21.00 vs best 21.00: a tie?
-    old = schedule.replay_learning_rates(history, {k: v for k, v in config.items() if k != "attention_bias"})
-    assert old.after == [None] * 5 and old.note.startswith("not shown")
+def test_a_history_without_rates_shows_none():
+    history = [{"step": 1000, "epoch": 1, "elapsed_s": 1.0, "dev_loss": 2.0, "dev_bleu": 20.0, "dev_chrf": 1.0}]
+    rates = recorded_rates(history)
+    assert rates.after == [None] and rates.decayed == [False] and rates.note.startswith("not shown")
 
 
 def test_watched_sentences_are_typed_in_the_model_card(watched_run):
