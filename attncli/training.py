@@ -371,17 +371,17 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     torch.set_num_threads(config.threads or os.cpu_count() or 1)
     set_seed(config.seed)
     out_dir = Path(out_dir)
-    watched_pairs(config.watch, config.watch_file)           # a bad --watch fails before anything runs
+    watched = watched_pairs(config.watch, config.watch_file)  # a bad --watch fails before anything runs
     check_output_folder(out_dir, overwrite or resume)
     with run_lock(out_dir):
         return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
-                             init_from, start_model, clock_start, overwrite)
+                             init_from, start_model, clock_start, overwrite, watched)
 
 
 def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path, config: TrainConfig,
                   on_event: Callable[[TrainEvent], None], resume: bool, stop_signals: Sequence[int],
                   guide_path: Path | str | None, init_from: Path | str | None, start_model: LoadedModel | None,
-                  clock_start: float, overwrite: bool = False) -> TrainResult:
+                  clock_start: float, overwrite: bool, watched: list[WatchedPair]) -> TrainResult:
     """`train` once `out_dir` is checked and locked: data, model, the run."""
     for path in (corpus_path, dev_path):
         if path is not None:
@@ -401,7 +401,7 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
                      guide_alignments=str(guide_path) if guide_path is not None else None,
                      init_from=str(init_from) if init_from is not None else None,
                      defaults=SearchDefaults(config.beam, config.length_penalty))
-    watched = with_dev_references(watched_pairs(config.watch, config.watch_file), data.dev_pairs)
+    watched = with_dev_references(watched, data.dev_pairs)
     check_watch_lengths(watched, data.src_tok, data.tgt_tok)
     if watched:
         info = dataclasses.replace(info, watch=tuple(watched))
