@@ -97,7 +97,7 @@ def explain_step(translator: Translator, sentence: str, target: Optional[str] = 
     sentence = translator.text.source(sentence)        # as the model's training text (info.text), if it says
     src_ids, src_word_of_piece = translator.encode_source(sentence)
     if target is None:
-        beam, _ = translator._search_settings(beam_size, None)
+        beam, _ = translator.search_settings(beam_size, None)
         searched = translator.search_ids([src_ids], beam, translator.default_length_penalty, DECODE_BATCH_TOKENS)[0]
         tgt = own_translation(translator.tgt_tokenizer, searched or [])
     else:

@@ -67,13 +67,13 @@ def describe_model(folder: Path, place: str, shadowed: bool = False) -> ModelEnt
     try:
         info = read_model_info(folder)
     except (ModelFileError, OSError) as exc:
-        return ModelEntry(folder.name, folder, place, size, _languages(None, folder.name), None, shadowed, str(exc))
+        return ModelEntry(folder.name, folder, place, size, languages_of(None, folder.name), None, shadowed, str(exc))
     bleu = (info.best or {}).get("dev_bleu")
     bleu = float(bleu) if isinstance(bleu, (int, float)) and not isinstance(bleu, bool) else None
-    return ModelEntry(folder.name, folder, place, size, _languages(info.corpus, folder.name), bleu, shadowed)
+    return ModelEntry(folder.name, folder, place, size, languages_of(info.corpus, folder.name), bleu, shadowed)
 
 
-def _languages(corpus: Optional[str], name: str) -> Optional[tuple[str, str]]:
+def languages_of(corpus: Optional[str], name: str) -> Optional[tuple[str, str]]:
     """The language pair named in the training corpus's path (the last one in it), else in the folder name."""
     for text in (corpus, name):
         pairs = LANGUAGE_PAIR.findall(text or "")

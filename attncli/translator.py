@@ -109,7 +109,7 @@ class Translator:
 
     # -- shared by every runtime ----------------------------------------------------------------
 
-    def _search_settings(self, beam_size: int | None, length_penalty: float | None,
+    def search_settings(self, beam_size: int | None, length_penalty: float | None,
                          batch_tokens: int = DECODE_BATCH_TOKENS) -> tuple[int, float]:
         """The beam size and length penalty to search with: the given ones, checked, else the model's."""
         beam = self.default_beam if beam_size is None else beam_size
@@ -149,7 +149,7 @@ class Translator:
         so, not UTF-8 text) stops the stream after the translations of the lines before it;
         with `source_name` the error names `source:line`.
         """
-        beam, alpha = self._search_settings(beam_size, length_penalty, batch_tokens)
+        beam, alpha = self.search_settings(beam_size, length_penalty, batch_tokens)
         done = 0
         for pending in _chunks(lines, chunk):
             yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name, split)
@@ -220,9 +220,9 @@ class Translator:
         in the training corpus's path or in the folder name (as `attncli models` shows them)."""
         if self.text.settings.lang:
             return self.text.settings.lang
-        from .model_list import _languages
+        from .model_list import languages_of
 
-        pair = _languages(self._corpus, self.name)
+        pair = languages_of(self._corpus, self.name)
         return pair[0] if pair else None
 
     def encode_source(self, text: str) -> tuple[list[int], list[int]]:
@@ -260,7 +260,7 @@ class Translator:
         own translation, the words are its output pieces grouped at word starts ("▁"). A piece
         read as <unk> is named with the text it stands for, "<unk:🐕>".
         """
-        beam, alpha = self._search_settings(beam_size, length_penalty)    # checked even when targets are given
+        beam, alpha = self.search_settings(beam_size, length_penalty)    # checked even when targets are given
         if not sources:
             return []
         if normalize:
