@@ -110,7 +110,7 @@ class Translator:
     # -- shared by every runtime ----------------------------------------------------------------
 
     def search_settings(self, beam_size: int | None, length_penalty: float | None,
-                         batch_tokens: int = DECODE_BATCH_TOKENS) -> tuple[int, float]:
+                        batch_tokens: int = DECODE_BATCH_TOKENS) -> tuple[int, float]:
         """The beam size and length penalty to search with: the given ones, checked, else the model's."""
         beam = self.default_beam if beam_size is None else beam_size
         check_beam(beam)
