@@ -26,6 +26,7 @@ from __future__ import annotations
 import copy
 import dataclasses
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Optional
 
@@ -294,3 +295,16 @@ class ModelInfo:
     def coerce(cls, info: "ModelInfo | dict[str, Any] | None") -> "ModelInfo":
         """`info` as a ModelInfo: itself, or read from its JSON form."""
         return info if isinstance(info, ModelInfo) else cls.from_dict(info)
+
+
+LANGUAGE_PAIR = re.compile(r"(?<![A-Za-z])([a-z]{2,3})-([a-z]{2,3})(?![A-Za-z])")
+
+
+def languages_of(corpus: Optional[str], name: str) -> Optional[tuple[str, str]]:
+    """The language pair named in the training corpus's path (the last one in it), else in the
+    model folder's name (`attncli models`, and the sentence splitter's language)."""
+    for text in (corpus, name):
+        pairs = LANGUAGE_PAIR.findall(text or "")
+        if pairs:
+            return pairs[-1]
+    return None

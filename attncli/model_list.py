@@ -8,16 +8,15 @@ the one `--model NAME` loads. Only config.json is read (no tokenizers, no weight
 from __future__ import annotations
 
 import json
-import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterator, Optional
 
 from .errors import ModelFileError
+from .model_info import languages_of
 from .modelfile import CONFIG_FILE, model_search_path, read_model_info
 
 # a language pair in a path, e.g. tatoeba-es-en/train.tsv or fr-en-align.tsv: two 2-3 letter codes
-LANGUAGE_PAIR = re.compile(r"(?<![A-Za-z])([a-z]{2,3})-([a-z]{2,3})(?![A-Za-z])")
 
 
 @dataclass(frozen=True)
@@ -71,15 +70,6 @@ def describe_model(folder: Path, place: str, shadowed: bool = False) -> ModelEnt
     bleu = (info.best or {}).get("dev_bleu")
     bleu = float(bleu) if isinstance(bleu, (int, float)) and not isinstance(bleu, bool) else None
     return ModelEntry(folder.name, folder, place, size, languages_of(info.corpus, folder.name), bleu, shadowed)
-
-
-def languages_of(corpus: Optional[str], name: str) -> Optional[tuple[str, str]]:
-    """The language pair named in the training corpus's path (the last one in it), else in the folder name."""
-    for text in (corpus, name):
-        pairs = LANGUAGE_PAIR.findall(text or "")
-        if pairs:
-            return pairs[-1]
-    return None
 
 
 def models_json(entries: list[ModelEntry]) -> str:

@@ -262,7 +262,7 @@ class NumpyTranslator(Translator):
 
     def __init__(self, directory: Path, precision: str = DEFAULT_PRECISION) -> None:
         folder = read_model_folder(directory)
-        super().__init__(folder.src_tokenizer, folder.tgt_tokenizer, folder.info, precision)
+        super().__init__(folder.src_tokenizer, folder.tgt_tokenizer, folder.model_info, precision)
         self.weights = read_weights(folder, framework="numpy")
         self.model = NumpySeq2Seq(folder.config, self.weights, precision)      # search
         self.config = folder.config

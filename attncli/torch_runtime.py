@@ -27,7 +27,7 @@ class TorchTranslator(Translator):
     runtime = "torch"
 
     def __init__(self, loaded: LoadedModel, precision: str) -> None:
-        super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.info, precision)
+        super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.model_info, precision)
         self.model = loaded.model
 
     @classmethod

@@ -17,15 +17,16 @@ neither torch nor NumPy.
 from __future__ import annotations
 
 import itertools
+from functools import cached_property
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterable, Iterator, Sequence, overload
+from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, overload
 
-from .alignment import Alignment, assemble_alignment, encode_target, own_translation, read_link_defaults
+from .alignment import Alignment, assemble_alignment, encode_target, own_translation
 from .config import (DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_batch_tokens, check_beam,
                      check_length_penalty)
 from .errors import InputError, InputTooLongError, OptionError
-from .model_info import ModelInfo
-from .modelfile import DEFAULT_MODEL, resolve_model_path, search_defaults
+from .model_info import ModelInfo, languages_of
+from .modelfile import DEFAULT_MODEL, resolve_model_path
 from .text import TextPipeline, clauses, sentences as split_sentences
 from .tokenizer import UNK_ID, Tokenizer, encode_sentence
 
@@ -43,13 +44,11 @@ class Translator:
     runtime = ""                  # "numpy" or "torch", for reports
     name = ""                     # the model folder's name (set by `load`): its languages if info.text has none
 
-    def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, info: dict[str, Any], precision: str) -> None:
+    def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, card: ModelInfo, precision: str) -> None:
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
-        self.info = info
-        self.default_beam, self.default_length_penalty = search_defaults(info)
-        self.link_defaults = read_link_defaults(info)
+        self.default_beam, self.default_length_penalty = card.search.beam_size, card.search.length_penalty
+        self.link_defaults = card.links
         self.precision = precision
-        card = ModelInfo.coerce(info)
         self.text = TextPipeline(card.text)      # info.text: how the training text was normalised
         self._corpus = card.corpus
         # every character read as <unk> so far (sources and given targets), in the order first seen
@@ -214,14 +213,12 @@ class Translator:
         packed.append(group_ids)
         return packed
 
-    @property
+    @cached_property
     def source_language(self) -> str | None:
         """The source language for the sentence splitter: info.text.lang, else the language pair
         in the training corpus's path or in the folder name (as `attncli models` shows them)."""
         if self.text.settings.lang:
             return self.text.settings.lang
-        from .model_list import languages_of
-
         pair = languages_of(self._corpus, self.name)
         return pair[0] if pair else None
 
