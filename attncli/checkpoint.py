@@ -27,7 +27,7 @@ from typing import Any
 
 import torch
 
-from .config import ModelConfig, TrainConfig, option_name
+from .config import TRAIN_PRECISIONS, ModelConfig, TrainConfig, option_name
 from .errors import ModelFileError, OptionError
 from .model import Seq2Seq
 from .modelfile import settle_safetensors_file, write_bytes, atomic_dir, read_json_document
@@ -207,7 +207,7 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
     if not all(isinstance(record, dict) and isinstance(record.get("step"), int) for record in history):
         raise ModelFileError(f"{json_path}: 'history' must be a list of validation records.")
     precision = document.get("precision", "float32")      # states saved before it was recorded
-    if precision not in ("float32", "bfloat16"):
+    if precision not in TRAIN_PRECISIONS or precision == "auto":     # a state records the resolved one
         raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
     lowest_loss = document.get("lowest_loss", best["loss"])
     if not isinstance(lowest_loss, (int, float, type(None))) or isinstance(lowest_loss, bool):

@@ -14,6 +14,8 @@ def machine_report() -> dict[str, Any]:
     """The CPU, its relevant flags, and the arithmetic attncli chooses on it (imports torch)."""
     import torch
 
+    from .int8 import int8_kernel
+
     name, flags = cpu_info()
     return {
         "cpu": name,
@@ -22,7 +24,7 @@ def machine_report() -> dict[str, Any]:
         "torch": torch.__version__,
         "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "threads": torch.get_num_threads(),
-        "int8_kernel": _int8_kernel(),
+        "int8_kernel": int8_kernel(),
         "train_precision_auto": resolve_train_precision("auto"),
     }
 
@@ -33,8 +35,3 @@ def format_machine_report(report: dict[str, Any]) -> str:
             f"torch {report['torch']} ({report['torch_cpu_capability']}, {report['threads']} threads); "
             f"int8 search: {report['int8_kernel']}; training precision (auto): {report['train_precision_auto']}")
 
-
-def _int8_kernel() -> str:
-    from .int8 import int8_kernel        # imports torch
-
-    return int8_kernel()

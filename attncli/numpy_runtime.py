@@ -274,7 +274,7 @@ class NumpyTranslator(Translator):
     @functools.cached_property
     def float_model(self) -> NumpySeq2Seq:
         """The model in its own float32 arithmetic, which the attention shown is computed in."""
-        return NumpySeq2Seq(self.config, self.weights, "float32")
+        return self.model if self.precision == "float32" else NumpySeq2Seq(self.config, self.weights, "float32")
 
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         return [self.float_model.teacher_forced(src + [EOS_ID], tgt) for src, tgt in zip(sources, targets)]

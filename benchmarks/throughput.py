@@ -176,6 +176,7 @@ def worker_train(spec: dict) -> dict:
     from attncli.batch import bucketed_batches, make_batch
     from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
+    from attncli.schedule import scheduled_rate
     from attncli.training import set_seed, train_step
     from attncli.training_precision import resolve_train_precision
 
@@ -201,7 +202,7 @@ def worker_train(spec: dict) -> dict:
             start = time.perf_counter()
         indices = batches[step % len(batches)]
         batch = make_batch([src[i] for i in indices], [tgt[i] for i in indices])
-        learning_rate = config.learning_rate * min(1.0, (step + 1) / config.warmup_steps)   # train()'s warm-up
+        learning_rate = scheduled_rate(config, step + 1, 1.0)    # train()'s warm-up (no decay: no validation)
         loss, batch_tokens = train_step(model, optimizer, batch, config, precision, learning_rate)
         float(loss)                            # train() reads the loss every step
         tokens += batch_tokens
