@@ -259,8 +259,9 @@ def attention_alignments(model_dir: str, sources: list[str], targets: list[str],
     for shift in shifts:
         alignments = []
         for start in range(0, len(sources), batch):
+            # the gold counts the file's own tokens: read them as they are, as `inspect alignment --file` does
             alignments += translator.align_batch(sources[start:start + batch], targets[start:start + batch],
-                                                 attention_shift=shift)
+                                                 attention_shift=shift, normalize=False)
         result[shift] = alignments
     return result
 
