@@ -6,10 +6,10 @@ decoder input (BOS + pieces) and the gold output (pieces + EOS).
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
 from typing import Sequence
 
+import numpy as np
 import torch
 from torch import Tensor
 
@@ -54,35 +54,49 @@ def make_batch(src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]] | None
     return Batch(src_ids, src_lengths, tgt_in, tgt_out, guide)
 
 
-def batch_cost(num_sentences: int, max_src: int, max_tgt: int) -> int:
-    """Tokens a batch occupies, padding included: sentences x longest side (+1 for EOS/BOS)."""
-    return num_sentences * (max(max_src, max_tgt) + 1)
+# Pairs sorted by length together in a training epoch: a batch holds pairs of nearly one length
+# (little padding) while the sort costs memory and time bounded by the chunk, not the corpus.
+SORT_CHUNK = 1 << 20
 
 
-def bucketed_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], batch_tokens: int,
-                     rng: random.Random | None = None) -> list[list[int]]:
-    """Group sentence indices into batches of at most `batch_tokens` padded tokens.
-
-    Sentences are sorted by length (random order among equal lengths), so a batch holds
-    sentences of nearly one length and little padding; the batch order is then shuffled by
-    `rng`. Without `rng` the order is by length (for decoding, where order does not matter).
-    """
-    order = list(range(len(src_lengths)))
-    keys = [rng.random() for _ in order] if rng else [0.0] * len(order)
-    order.sort(key=lambda i: (src_lengths[i], tgt_lengths[i], keys[i]))
-    batches: list[list[int]] = []
-    current: list[int] = []
-    max_src = max_tgt = 0
-    for index in order:
-        new_src = max(max_src, src_lengths[index])
-        new_tgt = max(max_tgt, tgt_lengths[index])
-        if current and batch_cost(len(current) + 1, new_src, new_tgt) > batch_tokens:
-            batches.append(current)
-            current, new_src, new_tgt = [], src_lengths[index], tgt_lengths[index]
-        current.append(index)
-        max_src, max_tgt = new_src, new_tgt
-    if current:
-        batches.append(current)
-    if rng:
-        rng.shuffle(batches)
+def length_batches(order: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.ndarray,
+                   batch_tokens: int) -> list[np.ndarray]:
+    """Cut `order` (pair indices, in batching order) into consecutive batches, each holding as many
+    pairs as fit in `batch_tokens` padded tokens (pairs x (longest side + 1 for EOS/BOS)), and at
+    least one. Views of `order`; one NumPy scan per batch, not a Python step per pair."""
+    width = np.maximum(src_lengths[order], tgt_lengths[order]).astype(np.int64) + 1   # (pairs,) padded tokens
+    batches: list[np.ndarray] = []
+    start = 0
+    while start < len(order):
+        most = max(1, batch_tokens // int(width[start]))         # the batch's width is at least this pair's
+        window = width[start:start + most]
+        cost = np.maximum.accumulate(window) * np.arange(1, len(window) + 1)   # (most,) cost of the first k pairs
+        count = max(1, int(np.searchsorted(cost, batch_tokens, side="right")))
+        batches.append(order[start:start + count])
+        start += count
     return batches
+
+
+def bucketed_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+    """Batches for decoding: sentence indices sorted by length (source, then target, then index),
+    cut into batches of at most `batch_tokens` padded tokens."""
+    src, tgt = np.asarray(src_lengths, dtype=np.int64), np.asarray(tgt_lengths, dtype=np.int64)
+    order = np.lexsort((tgt, src))
+    return [batch.tolist() for batch in length_batches(order, src, tgt, batch_tokens)]
+
+
+def epoch_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, batch_tokens: int, seed: int, epoch: int,
+                  chunk: int = SORT_CHUNK) -> list[np.ndarray]:
+    """The batches of one training epoch, a function of (seed, epoch) only, so a resumed run gets
+    the same ones: the pairs in a seeded random order, sorted by length within chunks of `chunk`
+    pairs (ties keep the random order), cut into token batches, and the batches shuffled."""
+    rng = np.random.default_rng([seed, epoch])
+    count = len(src_lengths)
+    order = np.arange(count, dtype=np.int32 if count < 2**31 else np.int64)
+    rng.shuffle(order)
+    batches: list[np.ndarray] = []
+    for start in range(0, count, chunk):
+        part = order[start:start + chunk]
+        part[:] = part[np.lexsort((tgt_lengths[part], src_lengths[part]))]
+        batches.extend(length_batches(part, src_lengths, tgt_lengths, batch_tokens))
+    return [batches[i] for i in rng.permutation(len(batches))]

@@ -162,6 +162,7 @@ def train(
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
+    cache_dir: Annotated[Optional[Path], typer.Option(help="Folder for the encoded corpus, reused by later runs on the same corpus (README 'Large corpora'). Default: $ATTNCLI_CACHE_DIR, else the user cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
 ) -> None:
@@ -186,7 +187,8 @@ def train(
         try:
             with TrainingProgress(stderr_console()) as progress:
                 result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume, guide_path=guide_alignments,
-                                      init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM), overwrite=overwrite)
+                                      init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM), overwrite=overwrite,
+                                      cache_dir=cache_dir)
         except TrainingInterrupted as stopped:
             saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
             if stopped.result.state_dir is not None:

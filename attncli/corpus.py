@@ -59,15 +59,22 @@ def parse_pair(line: str, path: Path | str, line_no: int) -> SentencePair:
 
 def iter_pairs(path: Path | str) -> Iterator[SentencePair]:
     """Stream the pairs of a corpus file; empty lines are skipped, anything else malformed stops."""
+    return (pair for pair, _ in iter_pairs_read(path))
+
+
+def iter_pairs_read(path: Path | str) -> Iterator[tuple[SentencePair, int]]:
+    """`iter_pairs` with the bytes of the file read so far after each pair (for progress bars)."""
     path = Path(path)
     check_readable_file(path)
+    read = 0
     try:
         with open(path, "rb") as handle:
             for line_no, raw in enumerate(handle, start=1):
+                read += len(raw)
                 line = decode_line(raw, path, line_no)
                 if not line.strip():
                     continue
-                yield parse_pair(line, path, line_no)
+                yield parse_pair(line, path, line_no), read
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc}).") from None
 

@@ -10,7 +10,7 @@ from rich.progress import BarColumn, Progress, ProgressColumn, Task, TextColumn,
 from rich.text import Text
 
 if TYPE_CHECKING:
-    from .training import TrainEvent     # types only: a line job imports this module without torch
+    from .events import TrainEvent
 
 Item = TypeVar("Item")
 
@@ -27,7 +27,8 @@ class TrainingProgress:
         self.console = console
         self.live = console.is_terminal          # a log file gets plain status lines instead
         self.log_every_s = log_every_s
-        self.last_log = 0.0
+        self.last_log = -log_every_s                 # the first update is logged: training has begun
+        self.last_data_log = 0.0
         self.progress = Progress(
             TextColumn("{task.description}"), BarColumn(), TextColumn("{task.fields[stats]}"),
             TimeElapsedColumn(), TextColumn("left {task.fields[left]}"),
@@ -46,6 +47,8 @@ class TrainingProgress:
     def update(self, event: TrainEvent) -> None:
         if event.kind == "start":
             self.progress.update(self.task, description=event.message)
+        elif event.kind == "data":
+            self.show_data(event)
         elif event.kind in ("note", "warning"):
             prefix = "warning: " if event.kind == "warning" else ""
             self.console.print(f"{prefix}{event.message}", markup=False, highlight=False)
@@ -69,6 +72,18 @@ class TrainingProgress:
                 f"BLEU {event.dev_bleu:5.2f}  chrF {event.dev_chrf:5.2f}  [{_clock(event.elapsed_s)}]"
                 + (f"  {event.message}" if event.message else ""),
                 markup=False, highlight=False)
+
+
+    def show_data(self, event: TrainEvent) -> None:
+        """Reading or encoding the corpus: pairs, pairs/s, share of the file and time left."""
+        stats = f"{event.pairs:,} pairs  {event.pairs_per_s:,.0f} pairs/s"
+        if self.live:
+            self.progress.update(self.task, description=event.message, total=1000, completed=int(1000 * event.fraction),
+                                 stats=stats, left=_clock(event.seconds_left))
+        elif event.elapsed_s - self.last_data_log >= self.log_every_s:     # a long pass: a line now and then
+            self.last_data_log = event.elapsed_s if event.fraction < 1.0 else 0.0   # the next pass starts its own clock
+            self.console.print(f"  {event.message} {event.fraction:4.0%}  {stats}  "
+                               f"[{_clock(event.elapsed_s)}, left {_clock(event.seconds_left)}]", markup=False, highlight=False)
 
 
 class _LinesColumn(ProgressColumn):

@@ -27,14 +27,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
 
+import numpy as np
 import torch
 
-from .batch import Batch, bucketed_batches
+from .batch import Batch, epoch_batches
 from .checkpoint import (BestScores, Progress, TrainState, check_fingerprint, discard_train_state,
                          load_train_state, run_fingerprint, save_train_state, state_dir_for)
 from .config import TrainConfig
 from .corpus import check_readable_file
 from .errors import ModelFileError, OptionError
+from .events import TrainEvent
 from .loss import sequence_loss
 from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
@@ -48,28 +50,6 @@ from .training_data import TrainingData, make_training_batch, prepare_data
 from .training_precision import autocast, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
-
-
-@dataclass
-class TrainEvent:
-    """What happened: kind is "start", "note" (the recipe chosen from the data), "warning" (about
-    the data), "step", "validation" or "end"; other fields as they apply."""
-
-    kind: str
-    epoch: int = 0
-    step: int = 0
-    total_steps: int = 0          # estimated updates until the epoch limit
-    loss: float = 0.0
-    tokens_per_s: float = 0.0
-    elapsed_s: float = 0.0
-    seconds_left: float = 0.0     # estimate: the nearer of the time and epoch limits
-    learning_rate: float = 0.0
-    dev_loss: float = 0.0
-    dev_bleu: float = 0.0
-    dev_chrf: float = 0.0
-    improved: bool = False
-    precision: str = ""           # training arithmetic: float32 or bfloat16
-    message: str = ""
 
 
 @dataclass
@@ -158,9 +138,7 @@ class TrainingRun:
         self.progress = Progress(precision=precision)
         self.best_states: list[dict[str, torch.Tensor]] = []      # for --average-last
         self.state_dir = state_dir_for(setup.out_dir)
-        train = setup.data.train
-        self.lengths = ([len(s) for s in train.src], [len(t) for t in train.tgt])
-        self.steps_per_epoch = len(bucketed_batches(*self.lengths, self.config.batch_tokens))
+        self.batches: tuple[int, list[np.ndarray]] = (-1, [])     # (epoch, its batches), made once per epoch
         self.time_limit = self.config.max_minutes * 60.0 if self.config.max_minutes > 0 else math.inf
         if saved is not None:
             self.restore(saved)
@@ -185,9 +163,19 @@ class TrainingRun:
     def learning_rate(self) -> float:
         return scheduled_rate(self.config, self.progress.step + 1, self.progress.lr_scale)   # of the next update
 
-    def epoch_batches(self, number: int) -> list[list[int]]:
+    def epoch_batches(self, number: int) -> list[np.ndarray]:
         """The batches of epoch `number` in training order: the same on every run with this seed."""
-        return bucketed_batches(*self.lengths, self.config.batch_tokens, random.Random(self.config.seed * 1000 + number))
+        if self.batches[0] != number:
+            self.batches = (-1, [])                              # freed before the next are made
+            train = self.setup.data.train
+            self.batches = (number, epoch_batches(train.src_lengths, train.tgt_lengths, self.config.batch_tokens,
+                                                  self.config.seed, number))
+        return self.batches[1]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        """Updates in the current epoch (epochs differ by a few: batches are cut per sort chunk)."""
+        return len(self.epoch_batches(self.progress.epoch))
 
     def checkpoint_state(self) -> TrainState:
         """What --resume needs, as of now."""
@@ -347,7 +335,8 @@ class TrainingRun:
 def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | str, config: TrainConfig,
           on_event: Callable[[TrainEvent], None] = lambda event: None, resume: bool = False,
           stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None,
-          init_from: Path | str | None = None, overwrite: bool = False) -> TrainResult:
+          init_from: Path | str | None = None, overwrite: bool = False,
+          cache_dir: Path | str | None = None) -> TrainResult:
     """Train a model on `corpus_path`, validate on `dev_path`, keep the best in `out_dir`.
 
     An existing model in `out_dir` is replaced only with `overwrite` (or by the run it belongs
@@ -362,6 +351,8 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     guided-alignment term to the loss, weighted by `config.guide_weight`.
     `init_from` (a model folder or shipped name) fine-tunes that model: its weights are the start,
     its SentencePiece models and architecture replace those of `config`.
+    The corpus is encoded once into `cache_dir` (default: corpus_cache.default_root()) and read
+    from there memory-mapped; a later run on the same corpus reuses it.
     """
     config.validate()
     start_model = load_model(resolve_model_path(init_from)) if init_from is not None else None
@@ -375,13 +366,14 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     check_output_folder(out_dir, overwrite or resume)
     with run_lock(out_dir):
         return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
-                             init_from, start_model, clock_start, overwrite, watched)
+                             init_from, start_model, clock_start, overwrite, watched, cache_dir)
 
 
 def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path, config: TrainConfig,
                   on_event: Callable[[TrainEvent], None], resume: bool, stop_signals: Sequence[int],
                   guide_path: Path | str | None, init_from: Path | str | None, start_model: LoadedModel | None,
-                  clock_start: float, overwrite: bool, watched: list[WatchedPair]) -> TrainResult:
+                  clock_start: float, overwrite: bool, watched: list[WatchedPair],
+                  cache_dir: Path | str | None) -> TrainResult:
     """`train` once `out_dir` is checked and locked: data, model, the run."""
     for path in (corpus_path, dev_path):
         if path is not None:
@@ -389,8 +381,8 @@ def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir:
     init_weights = resolve_model_path(init_from) / WEIGHTS_FILE if init_from is not None else None
     fingerprint = run_fingerprint(corpus_path, dev_path, config, guide_path, init_weights)
     saved = saved_run(out_dir, fingerprint, resume, overwrite)
-    data = prepare_data(corpus_path, dev_path, guide_path, config, starting_tokenizers(saved, start_model),
-                        lambda kind, message: on_event(TrainEvent(kind, message=message)))
+    data = prepare_data(corpus_path, dev_path, guide_path, config, starting_tokenizers(saved, start_model), on_event,
+                        cache_dir)
     config = data.config                                     # with the recipe's choices
     model = Seq2Seq(config.model_config(len(data.src_tok), len(data.tgt_tok)))
     if start_model is not None and saved is None:

@@ -1,32 +1,39 @@
-"""The data of a training run: read, shuffle, split, tokenize and encode the corpus and dev set.
+"""The data of a training run: the encoded corpus (cached on disk, memory-mapped), the dev set,
+the tokenizers, and the recipe for this corpus size.
 
-Everything here happens once, before the first update; `prepare_data` is the whole pipeline and
-`make_training_batch` turns the indices of one batch into tensors.
+`prepare_data` is the whole pipeline, run once before the first update; `make_training_batch`
+turns the indices of one batch into tensors.
 """
 
 from __future__ import annotations
 
-import random
+import dataclasses
+import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from . import corpus_passes
 from .alignment import guide_attention, parse_pharaoh
 from .batch import Batch, make_batch
+from .checkpoint import file_fingerprint
 from .config import TrainConfig
-from .corpus import SentencePair, check_readable_file, decode_line, read_pairs
+from .corpus import SentencePair, read_pairs
+from .corpus_cache import META, CacheBuilder, EncodedPairs, default_root, find, sha256
+from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
+from .events import TrainEvent
 from .recipe import complete_recipe
 from .tokenizer import Tokenizer
 
 
 @dataclass
 class EncodedCorpus:
+    """Pairs as piece ids in memory (the dev set)."""
+
     src: list[list[int]]
     tgt: list[list[int]]
-    skipped: int = 0
-    guides: list[str] | None = None   # Pharaoh links of each pair, for guided alignment
 
 
 @dataclass
@@ -34,7 +41,7 @@ class TrainingData:
     """A run's encoded training and dev pairs, its tokenizers, the dev references, and the run's
     config with the options left to the recipe chosen for this corpus (recipe.py)."""
 
-    train: EncodedCorpus
+    train: EncodedPairs
     dev: EncodedCorpus
     dev_references: list[str]
     src_tok: Tokenizer
@@ -61,106 +68,117 @@ def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tupl
         raise OptionError(f"SentencePiece could not be trained with --vocab-size {config.vocab_size} ({message}).") from None
 
 
-def encode_corpus(pairs: Sequence[SentencePair], src_tok: Tokenizer, tgt_tok: Tokenizer,
-                  max_len: int | None = None, guides: Sequence[str] | None = None) -> EncodedCorpus:
-    """Piece ids of every pair; pairs with a side longer than `max_len` pieces are left out."""
-    src = src_tok.encode_batch([pair.source for pair in pairs])
-    tgt = tgt_tok.encode_batch([pair.target for pair in pairs])
-    keep = [i for i in range(len(src)) if max_len is None or (len(src[i]) <= max_len and len(tgt[i]) <= max_len)]
-    return EncodedCorpus([src[i] for i in keep], [tgt[i] for i in keep], len(src) - len(keep),
-                         [guides[i] for i in keep] if guides is not None else None)
-
-
-def read_guides(path: Path | str, num_pairs: int) -> list[str]:
-    """Guide alignments: one Pharaoh line (`i-j` source-target word links) per corpus pair."""
-    path = Path(path)
-    check_readable_file(path)
-    lines = []
-    with open(path, "rb") as handle:
-        for line_no, raw in enumerate(handle, start=1):
-            line = decode_line(raw, path, line_no)
-            parse_pharaoh(line, f"{path}:{line_no}: ")
-            lines.append(line)
-    if len(lines) != num_pairs:
-        raise CorpusError(f"{path}: has {len(lines)} lines but the corpus has {num_pairs} pairs (one line of links per pair).")
-    return lines
-
-
-def split_dev(pairs: list[SentencePair], fraction: float = 0.01, limit: int = 2000) -> tuple[list[SentencePair], list[SentencePair]]:
-    """Hold out the last `fraction` (at most `limit`, at least 1) of shuffled pairs as dev."""
-    size = max(1, min(limit, int(len(pairs) * fraction)))
-    if len(pairs) < 2:
-        raise CorpusError("the corpus needs at least two pairs to hold one out for --dev.")
-    return pairs[:-size], pairs[-size:]
+def encode_corpus(pairs: Sequence[SentencePair], src_tok: Tokenizer, tgt_tok: Tokenizer) -> EncodedCorpus:
+    """Piece ids of every pair, in memory (the dev set)."""
+    return EncodedCorpus(src_tok.encode_batch([pair.source for pair in pairs]),
+                         tgt_tok.encode_batch([pair.target for pair in pairs]))
 
 
 def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_path: Path | str | None,
                  config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None,
-                 report: Callable[[str, str], None] = lambda kind, message: None) -> TrainingData:
-    """Read, shuffle (seeded: the files are sorted by length), split off dev, choose the recipe,
-    tokenize, encode. `report(kind, message)` hears what happens: kind "start" (what it is doing),
-    "note" (the recipe chosen) or "warning" (what looks wrong with the data; training goes on).
+                 on_event: Callable[[TrainEvent], None] = lambda event: None,
+                 cache_dir: Path | str | None = None) -> TrainingData:
+    """The run's data: the encoded corpus from the cache (corpus_cache.py), built first when no
+    sound one fits (corpus_passes.py: count and sample, SentencePiece, encode), the dev pairs, and
+    the config completed by the recipe for the corpus size. `on_event` hears "start", "data",
+    "note" (the recipe chosen) and "warning" (what looks wrong with the data; training goes on).
 
     `tokenizers` are those of a resumed run or of the model being fine-tuned; None trains new ones.
     """
-    report("start", f"reading {corpus_path}")
-    train_pairs = read_pairs(corpus_path)
-    guides = read_guides(guide_path, len(train_pairs)) if guide_path is not None else None
-    order = list(range(len(train_pairs)))
-    random.Random(config.seed).shuffle(order)
-    train_pairs = [train_pairs[i] for i in order]
-    guides = [guides[i] for i in order] if guides is not None else None
-    if dev_path is None:
-        train_pairs, dev_pairs = split_dev(train_pairs)
-        guides = guides[: len(train_pairs)] if guides is not None else None
+    corpus_path = Path(corpus_path)
+    root = Path(cache_dir) if cache_dir is not None else default_root()
+    given_dev = read_pairs(dev_path) if dev_path is not None else None
+    guide_path = Path(guide_path) if guide_path is not None else None
+    data = {"corpus": file_fingerprint(corpus_path), "guides": file_fingerprint(guide_path), "seed": config.seed,
+            "max_len": config.max_len, "held_out_dev": given_dev is None, "spm_sample": SPM_SAMPLE_PAIRS}
+    wanted = _tokenizers_wanted(config, tokenizers)
+    found = find(root, data, lambda meta: wanted(meta["train_pairs"]) == meta["tokenizers"],
+                 lambda message: on_event(TrainEvent("warning", message=message)))
+    if found is None:
+        on_event(TrainEvent("start", message=f"reading {corpus_path}"))
+        found = _build_cache(corpus_path, guide_path, config, tokenizers, root, data, wanted, on_event)
     else:
-        dev_pairs = read_pairs(dev_path)
-    config, recipe = complete_recipe(config, len(train_pairs))
+        on_event(TrainEvent("start", message=f"reusing the encoded corpus in {found[0]}"))
+    folder, meta = found
+    config, recipe = complete_recipe(config, meta["train_pairs"])
     config.validate()
-    notes = [("note", recipe)] if recipe else []            # told once the data is ready
-    notes += [("warning", warning) for warning in data_warnings(train_pairs, dev_pairs)]
-    if tokenizers is None:
-        report("start", f"training SentencePiece ({config.vocab_size} pieces)")
-        tokenizers = train_tokenizers(train_pairs, config)
-        if len(tokenizers[1]) < config.vocab_size:
-            notes.append(("warning", f"SentencePiece made {len(tokenizers[1]):,} pieces, not the {config.vocab_size:,} "
-                                     "of --vocab-size: the corpus has too little text for more."))
-    src_tok, tgt_tok = tokenizers
-    train = encode_corpus(train_pairs, src_tok, tgt_tok, config.max_len, guides)
-    if not train.src:
-        raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
-    for kind, message in notes:
-        report(kind, message)
+    src_tok, tgt_tok = Tokenizer((folder / "src.spm").read_bytes()), Tokenizer((folder / "tgt.spm").read_bytes())
+    train = EncodedPairs.open(folder, meta)
+    dev_pairs = given_dev if given_dev is not None else read_pairs(folder / "dev.tsv")
+    if recipe:
+        on_event(TrainEvent("note", message=recipe))
+    for warning in data_warnings(meta, train, dev_pairs, len(tgt_tok) if tokenizers is None else None, config.vocab_size):
+        on_event(TrainEvent("warning", message=warning))
     return TrainingData(train, encode_corpus(dev_pairs, src_tok, tgt_tok), [pair.target for pair in dev_pairs],
                         src_tok, tgt_tok, config, dev_pairs)
+
+
+def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> Callable[[int], dict]:
+    """What a cache's SentencePiece models must be, for a corpus of n training pairs: these very
+    models, or models trained with the vocabulary size the recipe chooses for n pairs."""
+    if tokenizers is not None:
+        fixed = {"given": [sha256(tok.model_proto) for tok in tokenizers]}
+        return lambda pairs: fixed
+    return lambda pairs: {"trained": {"vocab_size": complete_recipe(config, pairs)[0].vocab_size,
+                                      "joint_vocab": config.joint_vocab}}
+
+
+def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig,
+                 tokenizers: tuple[Tokenizer, Tokenizer] | None, root: Path, data: dict,
+                 wanted: Callable[[int], dict], on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
+    """Both passes over the corpus, SentencePiece trained between them when needed; the new cache."""
+    scan = corpus_passes.scan(corpus_path, config.seed, data["held_out_dev"],
+                              SPM_SAMPLE_PAIRS if tokenizers is None else 0, on_event)
+    train_pairs = scan.pairs - len(scan.held_out)
+    if tokenizers is None:
+        vocab_size = complete_recipe(config, train_pairs)[0].vocab_size
+        on_event(TrainEvent("start", message=f"training SentencePiece ({vocab_size:,} pieces, {len(scan.sample):,} pairs)"))
+        tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=vocab_size))
+    scan.sample.clear()                                   # SentencePiece has it; free it before encoding
+    builder = CacheBuilder(root, len(tokenizers[1]) if tokenizers[0] is tokenizers[1] else
+                           max(len(tokenizers[0]), len(tokenizers[1])), config.max_len, guide_path is not None)
+    counts = corpus_passes.encode(corpus_path, scan, tokenizers, config.max_len, guide_path, builder, on_event)
+    if counts.kept == 0:
+        builder.abort()
+        raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
+    meta = {"data": data, "tokenizers": wanted(train_pairs), "train_pairs": train_pairs,
+            "skipped": counts.skipped, "duplicates": counts.duplicates}
+    held_out = list(scan.held_out.values()) if data["held_out_dev"] else None
+    folder = builder.commit(meta, tokenizers[0].model_proto, tokenizers[1].model_proto, held_out)
+    return folder, json.loads((folder / META).read_text(encoding="utf-8"))
 
 
 SMALL_CORPUS = 1000          # fewer training pairs than this: warn
 MOSTLY_DUPLICATES = 0.5      # fewer distinct pairs than this share: warn
 
 
-def data_warnings(train_pairs: Sequence[SentencePair], dev_pairs: Sequence[SentencePair]) -> list[str]:
-    """One line for each thing that makes a poor model likely; training goes on."""
+def data_warnings(meta: dict, train: EncodedPairs, dev_pairs: Sequence[SentencePair],
+                  pieces_made: int | None, vocab_size: int | None) -> list[str]:
+    """One line for each thing that makes a poor model likely; training goes on. `pieces_made`:
+    the size of a vocabulary trained for this run (None when it came with a model or state)."""
     warnings = []
-    if len(train_pairs) < SMALL_CORPUS:
-        warnings.append(f"only {len(train_pairs):,} training pairs: expect a weak model "
+    pairs = meta["train_pairs"]
+    if pieces_made is not None and vocab_size is not None and pieces_made < vocab_size:
+        warnings.append(f"SentencePiece made {pieces_made:,} pieces, not the {vocab_size:,} "
+                        "of --vocab-size: the corpus has too little text for more.")
+    if pairs < SMALL_CORPUS:
+        warnings.append(f"only {pairs:,} training pairs: expect a weak model "
                         f"(a few thousand pairs is already a small corpus).")
-    distinct = set(train_pairs)
-    if len(distinct) < MOSTLY_DUPLICATES * len(train_pairs):
-        warnings.append(f"{len(train_pairs) - len(distinct):,} of {len(train_pairs):,} training pairs are duplicates.")
-    shared = sum(pair in distinct for pair in dev_pairs)
+    if meta["duplicates"] > (1 - MOSTLY_DUPLICATES) * pairs:
+        warnings.append(f"{meta['duplicates']:,} of {pairs:,} training pairs are duplicates.")
+    shared = train.count_shared(dev_pairs)
     if shared:
         warnings.append(f"{shared:,} of {len(dev_pairs):,} dev pairs are also training pairs: "
                         "dev scores will look better than the model is.")
     return warnings
 
 
-def make_training_batch(data: EncodedCorpus, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer) -> Batch:
+def make_training_batch(data: EncodedPairs, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer) -> Batch:
     """The batch of pairs `indices`, with guide attention when the corpus has guide alignments."""
-    src = [data.src[i] for i in indices]
-    tgt = [data.tgt[i] for i in indices]
-    if data.guides is None:
+    src = [data.src(i) for i in indices]
+    tgt = [data.tgt(i) for i in indices]
+    if data.guide_text is None:
         return make_batch(src, tgt)
-    guides = [guide_attention(parse_pharaoh(data.guides[i])[1], src_tok.word_of_pieces(data.src[i]),
-                              tgt_tok.word_of_pieces(data.tgt[i])) for i in indices]
+    guides = [guide_attention(parse_pharaoh(data.guide(i) or "")[1], src_tok.word_of_pieces(src[row]),
+                              tgt_tok.word_of_pieces(tgt[row])) for row, i in enumerate(indices)]
     return make_batch(src, tgt, guides)

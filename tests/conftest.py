@@ -3,11 +3,14 @@ several test files use: the one-line user-error check and a reader for printed t
 
 from __future__ import annotations
 
+import atexit
 import io
 import os
 import random
 import re
+import shutil
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -15,6 +18,11 @@ import torch
 
 from attncli.config import TrainConfig
 from attncli.training import train
+
+# Encoded corpora (corpus_cache.py) go to a folder of the test session, not the user's cache; set
+# before anything reads the environment, so child processes inherit it too.
+os.environ["ATTNCLI_CACHE_DIR"] = tempfile.mkdtemp(prefix="attncli-test-cache-")
+atexit.register(shutil.rmtree, os.environ["ATTNCLI_CACHE_DIR"], ignore_errors=True)
 
 DATA = Path(__file__).parent / "data"
 SLICE = DATA / "es-en-slice.tsv"

@@ -55,7 +55,7 @@ def softmax(x: np.ndarray) -> np.ndarray:
 
 
 @pytest.mark.parametrize("biased", [False, True])
-@pytest.mark.parametrize("options", [["--word", "0"], ["--word", "2"], ["--target", TARGET, "--word", "3"],
+@pytest.mark.parametrize("options", [["--word", "0"], ["--word", "1"], ["--target", TARGET, "--word", "3"],
                                      ["--target", TARGET, "--piece", "-1"]])
 def test_json_redoes_the_arithmetic(run_cli, tiny_model_dir, biased_model_dir, biased, options):
     model_dir = biased_model_dir if biased else tiny_model_dir

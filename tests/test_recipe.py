@@ -7,7 +7,6 @@ import pytest
 from attncli.config import TrainConfig
 from attncli.corpus import SentencePair
 from attncli.recipe import complete_recipe
-from attncli.training_data import data_warnings
 
 
 @pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup", [
@@ -46,15 +45,41 @@ def pairs(*texts: str) -> list[SentencePair]:
     return [SentencePair(text, text.upper()) for text in texts]
 
 
-def test_warnings_about_the_data():
+def data_warnings(tmp_path, train: list[SentencePair], dev: list[SentencePair]) -> list[str]:
+    """The warnings prepare_data gives for these training and dev files."""
+    from attncli.training_data import prepare_data
+
+    (tmp_path / "train.tsv").write_text("".join(f"{p.source}\t{p.target}\n" for p in train), encoding="utf-8")
+    (tmp_path / "dev.tsv").write_text("".join(f"{p.source}\t{p.target}\n" for p in dev), encoding="utf-8")
+    events = []
+    prepare_data(tmp_path / "train.tsv", tmp_path / "dev.tsv", None, TrainConfig(vocab_size=48), None, events.append,
+                 tmp_path / "cache")
+    return [event.message for event in events if event.kind == "warning"]
+
+
+def test_warnings_about_the_data(tmp_path):
     many = pairs(*[f"frase {i}" for i in range(1200)])
-    assert data_warnings(many, pairs("otra")) == []
-    small = data_warnings(many[:300], pairs("otra"))
+    assert data_warnings(tmp_path, many, pairs("otra")) == []
+    small = data_warnings(tmp_path, many[:300], pairs("otra"))
     assert len(small) == 1 and "only 300 training pairs" in small[0]
-    duplicated = data_warnings(many[:400] * 3, pairs("otra"))
+    duplicated = data_warnings(tmp_path, many[:400] * 3, pairs("otra"))
     assert any("800 of 1,200 training pairs are duplicates" in warning for warning in duplicated)
-    overlap = data_warnings(many, many[:5] + pairs("otra"))
+    overlap = data_warnings(tmp_path, many, many[:5] + pairs("otra"))
     assert overlap == ["5 of 6 dev pairs are also training pairs: dev scores will look better than the model is."]
+
+
+def test_duplicates_are_estimated_in_bounded_memory(monkeypatch):
+    """Beyond LIMIT distinct pairs the count is estimated from a hash sample; it stays near the truth."""
+    from attncli.corpus_cache import pair_hash
+    from attncli.corpus_passes import DuplicateCounter
+
+    monkeypatch.setattr(DuplicateCounter, "LIMIT", 64)
+    counter = DuplicateCounter()
+    for copy in range(5):
+        for i in range(2000):
+            counter.add(pair_hash(f"frase {i}", f"PHRASE {i}"))
+    assert counter.level > 0 and len(counter.counts) <= 64
+    assert 0.8 * 8000 <= counter.duplicates() <= 1.2 * 8000
 
 
 def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):

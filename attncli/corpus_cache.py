@@ -1,0 +1,299 @@
+"""The encoded corpus on disk: training pairs as piece ids in flat binary arrays that training reads
+memory-mapped, so memory does not grow with the corpus; kept for the next run on the same data.
+
+A cache folder holds (this module is the one owner of the layout):
+
+    meta.json              what the folder was built from, its counts, and each file's size and
+                           CRC-32; written last, so a folder without a valid one is not a cache
+    src.spm, tgt.spm       the SentencePiece models the ids come from
+    dev.tsv                the dev pairs held out of the corpus (when no --dev was given)
+    src.ids, tgt.ids       piece ids of every kept pair, concatenated (uint16; uint32 for more
+                           than 65,536 pieces)
+    src.offsets, ...       int64, pairs + 1 each: pair i is ids[offsets[i]:offsets[i + 1]]
+    src.lengths, ...       pieces per pair (uint16; uint32 above 65,535 --max-len), read into memory
+    hashes                 uint64 per pair (pair_hash): finds dev pairs that are training pairs
+    guides.text, guides.offsets   each pair's Pharaoh line (with --guide-alignments)
+
+Where: --cache-dir, else $ATTNCLI_CACHE_DIR, else the user cache folder (platformdirs; on Linux
+~/.cache/attncli/corpora). Reuse: a run takes a folder built from the same corpus file (absolute
+path, size, modification time), seed, --max-len, guide file and dev choice (held out or --dev),
+whose SentencePiece models are the ones the run needs (trained with the same --vocab-size and
+--joint-vocab, or the very models of a resumed or fine-tuned run). Each use checks every file's size
+and CRC-32: a damaged folder is removed and rebuilt, never read. A build writes into a temporary
+folder that is renamed into place once complete, so a crash or a full disk leaves nothing a later
+run would trust. The KEEP most recently used folders stay; older ones go when a new one is made.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import os
+import shutil
+import tempfile
+import zlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from .corpus import SentencePair
+from .errors import CorpusError
+
+CACHE_VERSION = 1
+KEEP = 3                      # cache folders kept; the least recently used beyond this are removed
+META = "meta.json"
+BUILDING = ".building-"       # prefix of folders being written
+CRC_BLOCK = 1 << 22
+
+
+def default_root() -> Path:
+    """$ATTNCLI_CACHE_DIR, else attncli's `corpora` folder in the user cache folder."""
+    if os.environ.get("ATTNCLI_CACHE_DIR"):
+        return Path(os.environ["ATTNCLI_CACHE_DIR"])
+    from platformdirs import user_cache_dir
+
+    return Path(user_cache_dir("attncli")) / "corpora"
+
+
+def pair_hash(source: str, target: str) -> int:
+    """A 64-bit hash of a pair, the same in every process (Python's hash() is salted)."""
+    return int.from_bytes(hashlib.blake2b(f"{source}\t{target}".encode(), digest_size=8).digest(), "little")
+
+
+def sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def file_crc(path: Path) -> int:
+    crc = 0
+    with open(path, "rb") as handle:
+        while block := handle.read(CRC_BLOCK):
+            crc = zlib.crc32(block, crc)
+    return crc
+
+
+def _cannot_write(root: Path, exc: OSError) -> CorpusError:
+    if exc.errno == 28:        # ENOSPC
+        return CorpusError(f"{root}: no space left on the device for the encoded corpus "
+                           "(free some space, or choose another folder with --cache-dir).")
+    return CorpusError(f"{root}: cannot write the encoded corpus there ({exc.strerror or exc}; "
+                       "--cache-dir chooses another folder).")
+
+
+class CacheBuilder:
+    """Writes one cache folder: pairs appended chunk by chunk to the array files, then `commit`
+    renames the complete folder into place. Any write error removes the partial folder."""
+
+    def __init__(self, root: Path, vocab_size: int, max_len: int, guides: bool) -> None:
+        self.root = root
+        self.token_dtype = np.dtype(np.uint16 if vocab_size <= 1 << 16 else np.uint32)
+        self.length_dtype = np.dtype(np.uint16 if max_len < 1 << 16 else np.uint32)
+        self.guides = guides
+        try:
+            root.mkdir(parents=True, exist_ok=True)
+            self.folder = Path(tempfile.mkdtemp(prefix=f"{BUILDING}{os.getpid()}-", dir=root))
+            names = ["src.ids", "tgt.ids", "src.offsets", "tgt.offsets", "src.lengths", "tgt.lengths", "hashes"]
+            names += ["guides.text", "guides.offsets"] if guides else []
+            self.files = {name: open(self.folder / name, "wb") for name in names}
+        except OSError as exc:
+            self.abort()
+            raise _cannot_write(root, exc) from None
+        self.crcs = dict.fromkeys(self.files, 0)
+        self.ends = {"src": 0, "tgt": 0, "guides": 0}     # ids (bytes for guides) written so far
+        self.pairs = 0
+        for name in ("src.offsets", "tgt.offsets") + (("guides.offsets",) if guides else ()):
+            self._write(name, np.zeros(1, dtype=np.int64))
+
+    def _write(self, name: str, array: np.ndarray) -> None:
+        data = array.tobytes()
+        try:
+            self.files[name].write(data)
+        except OSError as exc:
+            self.abort()
+            raise _cannot_write(self.root, exc) from None
+        self.crcs[name] = zlib.crc32(data, self.crcs[name])
+
+    def _add_side(self, side: str, ids: Sequence[Sequence[int]]) -> None:
+        lengths = np.fromiter(map(len, ids), dtype=np.int64, count=len(ids))
+        total = int(lengths.sum())
+        self._write(f"{side}.ids", np.fromiter(itertools.chain.from_iterable(ids), dtype=self.token_dtype, count=total))
+        self._write(f"{side}.offsets", self.ends[side] + np.cumsum(lengths))
+        self._write(f"{side}.lengths", lengths.astype(self.length_dtype))
+        self.ends[side] += total
+
+    def add(self, src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]], hashes: Sequence[int],
+            guides: Sequence[str] | None = None) -> None:
+        """Append pairs: their piece ids, hashes and (with guides) Pharaoh lines."""
+        self._add_side("src", src)
+        self._add_side("tgt", tgt)
+        self._write("hashes", np.array(hashes, dtype=np.uint64))
+        if self.guides:
+            encoded = [line.encode() for line in guides or ()]
+            sizes = np.fromiter(map(len, encoded), dtype=np.int64, count=len(encoded))
+            self._write("guides.text", np.frombuffer(b"".join(encoded), dtype=np.uint8))
+            self._write("guides.offsets", self.ends["guides"] + np.cumsum(sizes))
+            self.ends["guides"] += int(sizes.sum())
+        self.pairs += len(src)
+
+    def commit(self, meta: dict[str, Any], src_spm: bytes, tgt_spm: bytes,
+               held_out: Sequence[SentencePair] | None) -> Path:
+        """Finish the files, write the models, the dev pairs and meta.json; rename into place."""
+        try:
+            for handle in self.files.values():
+                handle.close()
+            (self.folder / "src.spm").write_bytes(src_spm)
+            (self.folder / "tgt.spm").write_bytes(tgt_spm)
+            if held_out is not None:
+                (self.folder / "dev.tsv").write_text("".join(f"{p.source}\t{p.target}\n" for p in held_out), encoding="utf-8")
+            files = {name: {"size": (self.folder / name).stat().st_size, "crc32": self.crcs.get(name)}
+                     for name in sorted(os.listdir(self.folder))}
+            for name, entry in files.items():
+                if entry["crc32"] is None:
+                    entry["crc32"] = file_crc(self.folder / name)
+            meta = dict(meta, version=CACHE_VERSION, pairs=self.pairs, token_dtype=self.token_dtype.name,
+                        length_dtype=self.length_dtype.name, spm_sha256=[sha256(src_spm), sha256(tgt_spm)], files=files)
+            (self.folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
+            final = self.root / f"{sha256(json.dumps([meta['data'], meta['spm_sha256']]).encode())[:16]}"
+            _replace_folder(self.folder, final)
+        except OSError as exc:
+            self.abort()
+            raise _cannot_write(self.root, exc) from None
+        remove_old(self.root, keep=final)
+        return final
+
+    def abort(self) -> None:
+        for handle in getattr(self, "files", {}).values():
+            handle.close()
+        if hasattr(self, "folder"):
+            shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _replace_folder(built: Path, final: Path) -> None:
+    """Rename `built` to `final`, replacing an older folder of that name (a run still reading it
+    keeps its open files)."""
+    if final.exists():
+        old = final.with_name(f"{BUILDING}old-{os.getpid()}-{final.name}")
+        os.replace(final, old)
+        shutil.rmtree(old, ignore_errors=True)
+    os.replace(built, final)
+
+
+def remove_old(root: Path, keep: Path) -> None:
+    """Remove cache folders beyond the KEEP most recently used (meta.json's time is the last use),
+    and folders left half-written by processes that are gone."""
+    caches = []
+    for folder in root.iterdir():
+        if folder.name.startswith(BUILDING):
+            pid = folder.name[len(BUILDING):].split("-")[0]
+            if pid.isdigit() and not _alive(int(pid)):
+                shutil.rmtree(folder, ignore_errors=True)
+        elif (folder / META).is_file() and folder != keep:
+            caches.append(((folder / META).stat().st_mtime, folder))
+    for _, folder in sorted(caches, reverse=True)[KEEP - 1:]:
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def damage(folder: Path, meta: dict[str, Any]) -> str | None:
+    """What is wrong with a cache folder's files (missing, truncated, changed), or None."""
+    for name, entry in meta["files"].items():
+        path = folder / name
+        if not path.is_file():
+            return f"{name} is missing"
+        if path.stat().st_size != entry["size"]:
+            return f"{name} has {path.stat().st_size:,} bytes, not {entry['size']:,}"
+        if file_crc(path) != entry["crc32"]:
+            return f"{name} has changed (CRC-32)"
+    return None
+
+
+def find(root: Path, data: dict[str, Any], accept: Callable[[dict[str, Any]], bool],
+         warn: Callable[[str], None]) -> tuple[Path, dict[str, Any]] | None:
+    """A sound cache folder built from `data` whose meta `accept` takes; a damaged one is
+    removed (and `warn` told), so the caller rebuilds it."""
+    if not root.is_dir():
+        return None
+    for folder in sorted(root.iterdir()):
+        if folder.name.startswith(BUILDING) or not (folder / META).is_file():
+            continue
+        try:
+            meta = json.loads((folder / META).read_text(encoding="utf-8"))
+            if meta.get("version") != CACHE_VERSION or meta.get("data") != data or not accept(meta):
+                continue
+            problem = damage(folder, meta)
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            problem = f"{META} is unreadable ({exc})"
+        if problem is None:
+            os.utime(folder / META)                     # the last use, for remove_old
+            return folder, meta
+        warn(f"the encoded corpus in {folder} is damaged ({problem}); encoding the corpus again.")
+        shutil.rmtree(folder, ignore_errors=True)
+    return None
+
+
+@dataclass
+class EncodedPairs:
+    """Training pairs as piece ids: lengths in memory, ids (and guide lines) read on demand from
+    memory-mapped arrays, so memory does not grow with the corpus."""
+
+    src_lengths: np.ndarray        # (pairs,) pieces of each source
+    tgt_lengths: np.ndarray        # (pairs,) pieces of each target
+    src_ids: np.ndarray            # (all source pieces,) concatenated
+    tgt_ids: np.ndarray
+    src_offsets: np.ndarray        # (pairs + 1,) int64
+    tgt_offsets: np.ndarray
+    hashes: np.ndarray             # (pairs,) uint64, pair_hash of each pair
+    skipped: int = 0               # pairs left out for --max-len
+    guide_text: np.ndarray | None = None      # (bytes,) uint8: Pharaoh lines, concatenated
+    guide_offsets: np.ndarray | None = None   # (pairs + 1,) int64
+
+    @classmethod
+    def open(cls, folder: Path, meta: dict[str, Any]) -> "EncodedPairs":
+        def mapped(name: str, dtype: str | type) -> np.ndarray:
+            if meta["files"][name]["size"] == 0:
+                return np.zeros(0, dtype=dtype)
+            return np.memmap(folder / name, dtype=dtype, mode="r")
+
+        guides = "guides.text" in meta["files"]
+        return cls(np.fromfile(folder / "src.lengths", dtype=meta["length_dtype"]),
+                   np.fromfile(folder / "tgt.lengths", dtype=meta["length_dtype"]),
+                   mapped("src.ids", meta["token_dtype"]), mapped("tgt.ids", meta["token_dtype"]),
+                   mapped("src.offsets", np.int64), mapped("tgt.offsets", np.int64), mapped("hashes", np.uint64),
+                   meta["skipped"], mapped("guides.text", np.uint8) if guides else None,
+                   mapped("guides.offsets", np.int64) if guides else None)
+
+    def __len__(self) -> int:
+        return len(self.src_lengths)
+
+    def src(self, index: int) -> list[int]:
+        return self.src_ids[self.src_offsets[index]:self.src_offsets[index + 1]].tolist()
+
+    def tgt(self, index: int) -> list[int]:
+        return self.tgt_ids[self.tgt_offsets[index]:self.tgt_offsets[index + 1]].tolist()
+
+    def guide(self, index: int) -> str | None:
+        """Pair `index`'s Pharaoh line, or None without guide alignments."""
+        if self.guide_text is None or self.guide_offsets is None:
+            return None
+        return self.guide_text[self.guide_offsets[index]:self.guide_offsets[index + 1]].tobytes().decode()
+
+    def count_shared(self, pairs: Sequence[SentencePair], chunk: int = 1 << 20) -> int:
+        """How many of `pairs` are also training pairs (by hash), reading the hashes in chunks."""
+        wanted = np.array(sorted({pair_hash(p.source, p.target) for p in pairs}), dtype=np.uint64)
+        found: set[int] = set()
+        for start in range(0, len(self.hashes), chunk):
+            block = np.asarray(self.hashes[start:start + chunk])
+            found.update(block[np.isin(block, wanted)].tolist())
+        return sum(pair_hash(p.source, p.target) in found for p in pairs)

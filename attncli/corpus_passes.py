@@ -1,0 +1,183 @@
+"""The two passes over a training corpus file, each in memory that does not grow with the file.
+
+1. `scan`: count the pairs (every line checked), hold out the dev pairs when no --dev is given, and
+   draw the seeded sample SentencePiece is trained on (reservoir sampling: one pass, at most
+   SPM_SAMPLE_PAIRS pairs in memory).
+2. `encode`: tokenize the training pairs in chunks (SentencePiece encodes a chunk on both cores)
+   and append them to the cache (corpus_cache.CacheBuilder), counting duplicates on the way.
+
+Both send "data" events (pairs, pairs/s, share of the file, time left) at most twice a second.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+from .alignment import parse_pharaoh
+from .corpus import SentencePair, check_readable_file, decode_line, iter_pairs_read
+from .corpus_cache import CacheBuilder, pair_hash
+from .errors import CorpusError
+from .events import TrainEvent
+from .tokenizer import Tokenizer
+
+SPM_SAMPLE_PAIRS = 1_000_000     # pairs SentencePiece is trained on, at most (2 million sentences, joint)
+DEV_FRACTION, DEV_LIMIT = 0.01, 2000   # without --dev: hold out 1% of the pairs, at most 2000, at least 1
+ENCODE_CHUNK = 20_000            # pairs tokenized per SentencePiece call
+
+
+class PassMeter:
+    """Throttled "data" events for one pass over a file."""
+
+    def __init__(self, what: str, path: Path, on_event: Callable[[TrainEvent], None], every_s: float = 0.5) -> None:
+        self.what, self.on_event, self.every_s = what, on_event, every_s
+        self.total = max(path.stat().st_size, 1)
+        self.start = self.last = time.monotonic()
+
+    def tick(self, pairs: int, bytes_read: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if now - self.last < self.every_s and not force:
+            return
+        self.last, elapsed, fraction = now, now - self.start, min(bytes_read / self.total, 1.0)
+        left = elapsed * (1 - fraction) / fraction if fraction else 0.0
+        self.on_event(TrainEvent("data", message=self.what, pairs=pairs, pairs_per_s=pairs / max(elapsed, 1e-9),
+                                 fraction=fraction, elapsed_s=elapsed, seconds_left=left))
+
+
+class Reservoir:
+    """A seeded uniform random sample of at most `size` items of a stream (Vitter's algorithm R)."""
+
+    def __init__(self, size: int, seed: str) -> None:
+        self.size, self.items, self.seen, self.rng = size, [], 0, random.Random(seed)
+
+    def offer(self, item) -> None:
+        self.seen += 1
+        if len(self.items) < self.size:
+            self.items.append(item)
+        else:
+            slot = self.rng.randrange(self.seen)
+            if slot < self.size:
+                self.items[slot] = item
+
+
+class DuplicateCounter:
+    """Repeated pairs among those added, in bounded memory: exact while at most LIMIT distinct
+    hashes are kept, beyond that estimated from the hashes whose lowest `level` bits are 0 (every
+    copy of a pair is in or out of that sample together), scaled up."""
+
+    LIMIT = 1 << 18
+
+    def __init__(self) -> None:
+        self.counts: dict[int, int] = {}
+        self.level = self.mask = 0
+
+    def add(self, digest: int) -> None:
+        if digest & self.mask:
+            return
+        self.counts[digest] = self.counts.get(digest, 0) + 1
+        if len(self.counts) > self.LIMIT:
+            self.level += 1
+            self.mask = (1 << self.level) - 1
+            self.counts = {key: count for key, count in self.counts.items() if not key & self.mask}
+
+    def duplicates(self) -> int:
+        return (sum(self.counts.values()) - len(self.counts)) << self.level
+
+
+@dataclass
+class CorpusScan:
+    pairs: int                                 # pairs in the file
+    held_out: dict[int, SentencePair]          # position -> pair: the dev pairs (empty with --dev)
+    sample: list[SentencePair]                 # training pairs to train SentencePiece on
+
+
+def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Callable[[TrainEvent], None]) -> CorpusScan:
+    """Pass 1: count and check every pair; draw the dev pairs (when `hold_out`) and the sample."""
+    meter = PassMeter("reading", path, on_event)
+    dev = Reservoir(DEV_LIMIT if hold_out else 0, f"{seed}:dev")
+    sample = Reservoir(sample_size, f"{seed}:sentencepiece")
+    count = read = 0
+    for count, (pair, read) in enumerate(iter_pairs_read(path), start=1):
+        dev.offer((count - 1, pair))
+        sample.offer((count - 1, pair))
+        meter.tick(count, read)
+    meter.tick(count, read, force=True)
+    if count == 0:
+        raise CorpusError(f"{path}: no source<TAB>target pairs in the file.")
+    held_out: dict[int, SentencePair] = {}
+    if hold_out:
+        if count < 2:
+            raise CorpusError("the corpus needs at least two pairs to hold one out for --dev.")
+        dev.rng.shuffle(dev.items)
+        held_out = dict(sorted(dev.items[:max(1, min(DEV_LIMIT, int(count * DEV_FRACTION)))]))
+    return CorpusScan(count, held_out, [pair for position, pair in sample.items if position not in held_out])
+
+
+def guide_lines(path: Path | None, pairs: int) -> Iterator[str | None]:
+    """Each pair's Pharaoh line of a --guide-alignments file (checked), or None forever without one;
+    a file with another number of lines than `pairs` stops the run, naming both counts."""
+    if path is None:
+        while True:
+            yield None
+    check_readable_file(path)
+    line_no = 0
+    with open(path, "rb") as handle:
+        for line_no, raw in enumerate(handle, start=1):
+            line = decode_line(raw, path, line_no)
+            parse_pharaoh(line, f"{path}:{line_no}: ")
+            if line_no <= pairs:
+                yield line
+    if line_no != pairs:
+        raise CorpusError(f"{path}: has {line_no} lines but the corpus has {pairs} pairs (one line of links per pair).")
+    while True:
+        yield None
+
+
+@dataclass
+class EncodeCounts:
+    kept: int = 0
+    skipped: int = 0            # longer than --max-len
+    duplicates: int = 0         # estimated beyond DuplicateCounter.LIMIT distinct pairs
+
+
+def encode(path: Path, corpus: CorpusScan, tokenizers: tuple[Tokenizer, Tokenizer], max_len: int,
+           guide_path: Path | None, builder: CacheBuilder, on_event: Callable[[TrainEvent], None]) -> EncodeCounts:
+    """Pass 2: tokenize every training pair (not held out, at most `max_len` pieces a side) into
+    `builder`, with its guide line; the guide file is read alongside and checked to the end."""
+    meter = PassMeter("encoding", path, on_event)
+    counts, repeats = EncodeCounts(), DuplicateCounter()
+    chunk: list[tuple[SentencePair, str | None]] = []
+    guides = guide_lines(guide_path, corpus.pairs)
+    read = 0
+    for position, ((pair, read), guide) in enumerate(zip(iter_pairs_read(path), guides)):
+        if position in corpus.held_out:
+            continue
+        chunk.append((pair, guide))
+        if len(chunk) == ENCODE_CHUNK:
+            _encode_chunk(chunk, tokenizers, max_len, builder, counts, repeats)
+            chunk = []
+            meter.tick(counts.kept + counts.skipped, read)
+    _encode_chunk(chunk, tokenizers, max_len, builder, counts, repeats)
+    next(guides)                       # reads the guide file to its end: checks its line count
+    meter.tick(counts.kept + counts.skipped, read, force=True)
+    counts.duplicates = repeats.duplicates()
+    return counts
+
+
+def _encode_chunk(chunk: Sequence[tuple[SentencePair, str | None]], tokenizers: tuple[Tokenizer, Tokenizer],
+                  max_len: int, builder: CacheBuilder, counts: EncodeCounts, repeats: DuplicateCounter) -> None:
+    if not chunk:
+        return
+    src = tokenizers[0].encode_batch([pair.source for pair, _ in chunk])
+    tgt = tokenizers[1].encode_batch([pair.target for pair, _ in chunk])
+    keep = [i for i in range(len(chunk)) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
+    hashes = [pair_hash(pair.source, pair.target) for pair, _ in chunk]
+    for digest in hashes:
+        repeats.add(digest)
+    builder.add([src[i] for i in keep], [tgt[i] for i in keep], [hashes[i] for i in keep],
+                [chunk[i][1] or "" for i in keep] if builder.guides else None)
+    counts.kept += len(keep)
+    counts.skipped += len(chunk) - len(keep)

@@ -1,0 +1,216 @@
+"""The encoded corpus on disk (corpus_cache.py, corpus_passes.py) and the epoch batches built from
+its lengths (batch.py): what is written equals what the tokenizers give, training from the memory
+map equals training from memory, a cache is reused only when sound and current, and a full disk
+leaves nothing behind."""
+
+from __future__ import annotations
+
+import errno
+import json
+import random
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import TINY, assert_one_line_error
+
+from attncli import corpus_cache
+from attncli.batch import bucketed_batches, epoch_batches, length_batches
+from attncli.config import TrainConfig
+from attncli.corpus import read_pairs
+from attncli.corpus_cache import EncodedPairs, pair_hash
+from attncli.modelfile import load_model
+from attncli.training import train
+from attncli.training_data import prepare_data
+
+QUICK = TrainConfig(**{**TINY.to_dict(), "epochs": 1, "watch": ()})
+
+
+def greedy_reference(order, src, tgt, budget):
+    """The token batching rule written as a plain loop over pairs (the former implementation)."""
+    batches, current, widest = [], [], 0
+    for index in order:
+        width = max(widest, src[index], tgt[index]) + 1
+        if current and (len(current) + 1) * width > budget:
+            batches.append(current)
+            current, width = [], max(src[index], tgt[index]) + 1
+        current.append(index)
+        widest = width - 1
+    return batches + ([current] if current else [])
+
+
+def test_length_batches_follow_the_greedy_rule():
+    rng = np.random.default_rng(0)
+    src, tgt = rng.integers(1, 60, 3000), rng.integers(1, 60, 3000)
+    order = np.lexsort((tgt, src))
+    for budget in (1, 50, 700, 4096):
+        got = [batch.tolist() for batch in length_batches(order, src, tgt, budget)]
+        assert got == greedy_reference(order.tolist(), src, tgt, budget)
+    assert bucketed_batches(src.tolist(), tgt.tolist(), 700) == greedy_reference(order.tolist(), src, tgt, 700)
+
+
+def test_epoch_batches_cover_every_pair_once_in_a_seeded_order():
+    rng = np.random.default_rng(1)
+    src, tgt = rng.integers(1, 40, 5000).astype(np.uint16), rng.integers(1, 40, 5000).astype(np.uint16)
+    batches = epoch_batches(src, tgt, 600, seed=3, epoch=2, chunk=1000)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(5000))
+    for batch in batches:
+        assert len(batch) == 1 or len(batch) * (max(src[batch].max(), tgt[batch].max()) + 1) <= 600
+    again = epoch_batches(src, tgt, 600, seed=3, epoch=2, chunk=1000)
+    assert all(np.array_equal(a, b) for a, b in zip(batches, again)) and len(batches) == len(again)
+    other = epoch_batches(src, tgt, 600, seed=3, epoch=3, chunk=1000)
+    assert [b.tolist() for b in other] != [b.tolist() for b in batches]
+
+
+def write_corpus(path: Path, lines: list[str]) -> Path:
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def test_the_cache_holds_the_tokenizers_encoding(tmp_path, corpus_files):
+    """Every pair not held out for dev and at most --max-len pieces long, in file order, as the
+    tokenizers encode it, with its guide line; the held-out dev pairs are not training pairs."""
+    lines = corpus_files[0].read_text(encoding="utf-8").splitlines()
+    guides = tmp_path / "guides.txt"
+    guides.write_text("".join(f"0-0 {i % 3}-1\n" for i in range(len(lines))), encoding="utf-8")
+    config = TrainConfig(vocab_size=300, max_len=12, seed=5)
+    data = prepare_data(corpus_files[0], None, guides, config, None, cache_dir=tmp_path / "cache")
+    pairs = read_pairs(corpus_files[0])
+    held_out = {pair_hash(p.source, p.target) for p in data.dev_pairs}
+    assert len(data.dev_pairs) == 3            # 1% of 360 pairs, at least one
+    expected, expected_guides, skipped = [], [], 0
+    for index, pair in enumerate(pairs):
+        if pair_hash(pair.source, pair.target) in held_out:
+            continue
+        src, tgt = data.src_tok.encode_batch([pair.source])[0], data.tgt_tok.encode_batch([pair.target])[0]
+        if max(len(src), len(tgt)) > 12:
+            skipped += 1
+            continue
+        expected.append((src, tgt))
+        expected_guides.append(f"0-0 {index % 3}-1")
+    train = data.train
+    assert skipped > 0 and train.skipped == skipped and len(train) == len(expected)
+    assert [(train.src(i), train.tgt(i)) for i in range(len(train))] == expected
+    assert [train.guide(i) for i in range(len(train))] == expected_guides
+    assert train.src_lengths.tolist() == [len(s) for s, _ in expected]
+    assert train.count_shared(data.dev_pairs) == 0
+
+
+def test_training_from_the_memory_map_equals_training_from_memory(tmp_path, corpus_files, monkeypatch):
+    train(corpus_files[0], corpus_files[1], tmp_path / "mapped", QUICK, cache_dir=tmp_path / "cache")
+
+    def in_memory(folder, meta):
+        mapped = opened(folder, meta)
+        return EncodedPairs(*(np.array(value) if isinstance(value, np.ndarray) else value
+                              for value in (getattr(mapped, name) for name in mapped.__dataclass_fields__)))
+
+    opened = EncodedPairs.open
+    monkeypatch.setattr(EncodedPairs, "open", staticmethod(in_memory))
+    train(corpus_files[0], corpus_files[1], tmp_path / "memory", QUICK, cache_dir=tmp_path / "other-cache")
+    assert_same_weights(tmp_path / "mapped", tmp_path / "memory")
+
+
+def assert_same_weights(first: Path, second: Path) -> None:
+    a, b = load_model(first).model.state_dict(), load_model(second).model.state_dict()
+    assert all(np.array_equal(a[name].numpy(), b[name].numpy()) for name in a)
+
+
+def messages(events, kind="start"):
+    return [event.message for event in events if event.kind == kind]
+
+
+def test_a_second_run_reuses_the_cache(tmp_path, corpus_files):
+    cache, events = tmp_path / "cache", []
+    train(corpus_files[0], corpus_files[1], tmp_path / "first", QUICK, cache_dir=cache)
+    train(corpus_files[0], corpus_files[1], tmp_path / "second", QUICK, on_event=events.append, cache_dir=cache)
+    assert any(message.startswith("reusing the encoded corpus in") for message in messages(events))
+    assert not any(message.startswith("training SentencePiece") for message in messages(events))
+    assert_same_weights(tmp_path / "first", tmp_path / "second")
+    assert len([folder for folder in cache.iterdir()]) == 1
+
+
+def cache_folder(cache: Path) -> Path:
+    (folder,) = [folder for folder in cache.iterdir() if (folder / corpus_cache.META).is_file()]
+    return folder
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip", "meta"])
+def test_a_damaged_cache_is_rebuilt_not_read(tmp_path, corpus_files, damage):
+    cache = tmp_path / "cache"
+    train(corpus_files[0], corpus_files[1], tmp_path / "first", QUICK, cache_dir=cache)
+    ids = cache_folder(cache) / "tgt.ids"
+    data = bytearray(ids.read_bytes())
+    if damage == "truncate":
+        ids.write_bytes(data[:-10])
+    elif damage == "flip":
+        data[len(data) // 2] ^= 1
+        ids.write_bytes(data)
+    else:
+        (cache_folder(cache) / corpus_cache.META).write_text("{not json", encoding="utf-8")
+    events = []
+    train(corpus_files[0], corpus_files[1], tmp_path / "second", QUICK, on_event=events.append, cache_dir=cache)
+    if damage != "meta":
+        assert any("is damaged" in message and "tgt.ids" in message for message in messages(events, "warning"))
+    assert not any(message.startswith("reusing") for message in messages(events))
+    assert_same_weights(tmp_path / "first", tmp_path / "second")
+
+
+def test_a_changed_corpus_is_encoded_again(tmp_path, corpus_files):
+    corpus = write_corpus(tmp_path / "train.tsv", corpus_files[0].read_text(encoding="utf-8").splitlines())
+    cache = tmp_path / "cache"
+    train(corpus, corpus_files[1], tmp_path / "first", QUICK, cache_dir=cache)
+    with open(corpus, "a", encoding="utf-8") as handle:
+        handle.write("Hola.\tHello.\n")
+    events = []
+    train(corpus, corpus_files[1], tmp_path / "second", QUICK, on_event=events.append, cache_dir=cache)
+    assert not any(message.startswith("reusing") for message in messages(events))
+    assert len(load_model(tmp_path / "second").model_info.train_config) > 0
+
+
+def test_old_caches_are_removed_beyond_keep(tmp_path, corpus_files):
+    cache = tmp_path / "cache"
+    for seed in range(corpus_cache.KEEP + 2):
+        prepare_data(corpus_files[0], corpus_files[1], None, TrainConfig(vocab_size=300, seed=seed), None, cache_dir=cache)
+    folders = [folder for folder in cache.iterdir()]
+    assert len(folders) == corpus_cache.KEEP
+    seeds = {json.loads((folder / corpus_cache.META).read_text())["data"]["seed"] for folder in folders}
+    assert seeds == set(range(2, corpus_cache.KEEP + 2))     # the most recently used
+
+
+def test_a_full_disk_is_one_line_and_leaves_no_cache(run_cli, tmp_path, corpus_files, monkeypatch):
+    written = {"bytes": 0}
+    real_write = corpus_cache.CacheBuilder._write
+
+    def filling(self, name, array):
+        written["bytes"] += array.nbytes
+        if written["bytes"] > 2000 and not isinstance(self.files[name], _FullFile):
+            self.files[name].close()
+            self.files[name] = _FullFile()      # the disk is full from here on
+        real_write(self, name, array)
+
+    monkeypatch.setattr(corpus_cache.CacheBuilder, "_write", filling)
+    cache = tmp_path / "cache"
+    result = run_cli(["train", corpus_files[0], "--dev", corpus_files[1], "--out", tmp_path / "m", "--epochs", "1",
+                      "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--cache-dir", cache])
+    assert_one_line_error(result, str(cache), "no space left", "--cache-dir")
+    assert list(cache.iterdir()) == []
+    assert not (tmp_path / "m" / "config.json").exists()
+
+
+class _FullFile:
+    def write(self, data):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    def close(self):
+        pass
+
+
+def test_held_out_dev_pairs_are_a_seeded_sample(tmp_path):
+    lines = [f"frase {i}\tphrase {i}" for i in range(1000)]
+    random.Random(0).shuffle(lines)
+    corpus = write_corpus(tmp_path / "train.tsv", lines)
+    first = prepare_data(corpus, None, None, TrainConfig(vocab_size=60, seed=1), None, cache_dir=tmp_path / "a")
+    again = prepare_data(corpus, None, None, TrainConfig(vocab_size=60, seed=1), None, cache_dir=tmp_path / "b")
+    other = prepare_data(corpus, None, None, TrainConfig(vocab_size=60, seed=2), None, cache_dir=tmp_path / "c")
+    assert len(first.dev_pairs) == 10 and first.dev_pairs == again.dev_pairs != other.dev_pairs
+    assert len(first.train) == 990 and first.train.count_shared(first.dev_pairs) == 0
