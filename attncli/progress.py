@@ -80,7 +80,7 @@ class TrainingProgress:
         if self.live:
             self.progress.update(self.task, description=event.message, total=1000, completed=int(1000 * event.fraction),
                                  stats=stats, left=_clock(event.seconds_left))
-        elif event.elapsed_s - self.last_data_log >= self.log_every_s:     # a long pass: a line now and then
+        elif event.elapsed_s - self.last_data_log >= self.log_every_s or (event.fraction >= 1.0 and event.elapsed_s >= 2):
             self.last_data_log = event.elapsed_s if event.fraction < 1.0 else 0.0   # the next pass starts its own clock
             self.console.print(f"  {event.message} {event.fraction:4.0%}  {stats}  "
                                f"[{_clock(event.elapsed_s)}, left {_clock(event.seconds_left)}]", markup=False, highlight=False)

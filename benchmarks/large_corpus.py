@@ -1,17 +1,24 @@
-"""Peak memory of `attncli train` on a large corpus (issue: bounded memory on big files).
+"""Memory and start-up of `attncli train` on large corpora (issue: corpora larger than memory).
 
-Builds a corpus of about SIZE megabytes by repeating the shuffled Tatoeba es-en pairs (each copy
-numbered, so no two lines are equal), then runs `attncli train` on it for one short time limit in
-a child process and prints its peak RSS, wall time and the corpus size.
+For each size, builds a corpus of about SIZE megabytes from the shuffled Tatoeba es-en pairs (each
+copy numbered, so no two lines are equal), then runs `attncli train --max-minutes M --epochs 1` on
+it twice in a child process: first with an empty cache folder (reading, SentencePiece, encoding),
+then again (the encoded corpus is reused). Prints per run: peak RSS of the child, time to its first
+update, the encode throughput its log reports, and training tokens/s. With --baseline-src, also
+trains on Tatoeba es-en itself with this code and with the code in that folder (a `git archive` of
+an older commit: the in-memory path), one after the other, and prints their tokens/s.
 
-    .venv/bin/python benchmarks/large_corpus.py --megabytes 1024 --minutes 1
+    .venv/bin/python benchmarks/large_corpus.py --megabytes 100 1024 4096 --minutes 1 \
+        --workdir /tmp/large --baseline-src /tmp/attncli-before
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import random
-import resource
+import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -20,6 +27,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 TATOEBA = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
+sys.path.insert(0, str(ROOT))
 
 
 def build_corpus(path: Path, megabytes: int) -> int:
@@ -41,29 +49,83 @@ def build_corpus(path: Path, megabytes: int) -> int:
     return pairs
 
 
+def run_train(command: list[str], env: dict[str, str] | None = None) -> dict:
+    """Run one training command; its peak RSS (this child only), time to the first update, the
+    encode rate and the mean tokens/s of its logged updates after the first."""
+    start = time.monotonic()
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, env=env)
+    first_update, rates, encode_rate, log = None, [], None, []
+    for line in child.stderr:
+        log.append(line)
+        if first_update is None and re.search(r"epoch \d+ update 1 ", line):
+            first_update = time.monotonic() - start
+        elif re.search(r"update \d+ .* tok/s", line):
+            rates.append(float(re.search(r"([\d,]+) tok/s", line).group(1).replace(",", "")))
+        if line.strip().startswith("encoding 100%"):
+            encode_rate = float(re.search(r"([\d,]+) pairs/s", line).group(1).replace(",", ""))
+    _, status, usage = os.wait4(child.pid, 0)
+    return {"exit": os.waitstatus_to_exitcode(status), "peak_mib": usage.ru_maxrss / 1024,
+            "first_update_s": first_update, "encode_pairs_s": encode_rate,
+            "tokens_s": sum(rates) / len(rates) if rates else None, "wall_s": time.monotonic() - start, "log": "".join(log)}
+
+
+def attncli(source: Path) -> list[str]:
+    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(source)!r}); from attncli.cli import main; sys.exit(main())"]
+
+
+def show(value, spec: str) -> str:
+    return "—" if value is None else format(value, spec)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--megabytes", type=int, default=1024)
+    parser.add_argument("--megabytes", type=int, nargs="+", default=[100, 1024])
     parser.add_argument("--minutes", type=float, default=1.0, help="attncli train --max-minutes")
     parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--baseline-src", type=Path, default=None, help="source tree of the in-memory path to compare")
+    parser.add_argument("--keep", action="store_true", help="keep the corpora and caches")
     args = parser.parse_args()
+    from attncli.machine import format_machine_report, machine_report
+
+    print(f"machine: {format_machine_report(machine_report())}")
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="attncli-large-"))
     workdir.mkdir(parents=True, exist_ok=True)
-    corpus = workdir / "large.tsv"
-    start = time.time()
-    pairs = build_corpus(corpus, args.megabytes)
-    print(f"corpus: {corpus.stat().st_size / 1e6:,.0f} MB, {pairs:,} pairs ({time.time() - start:.0f} s to write)", file=sys.stderr)
-    command = [str(Path(sys.executable).parent / "attncli"), "train", str(corpus), "--out", str(workdir / "model"),
-               "--max-minutes", str(args.minutes), "--epochs", "1"]
-    start = time.time()
-    result = subprocess.run(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wall = time.time() - start
-    peak_mib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
-    print("| corpus MB | pairs | exit | wall s | peak RSS MiB |")
-    print("|---:|---:|---:|---:|---:|")
-    print(f"| {corpus.stat().st_size / 1e6:,.0f} | {pairs:,} | {result.returncode} | {wall:,.0f} | {peak_mib:,.0f} |")
-    if result.returncode:
-        print(result.stderr[-2000:], file=sys.stderr)
+    print("| corpus MB | pairs | run | exit | peak RSS MiB | first update s | encode pairs/s | train tok/s |")
+    print("|---:|---:|---|---:|---:|---:|---:|---:|")
+    for megabytes in args.megabytes:
+        corpus, cache = workdir / f"large-{megabytes}.tsv", workdir / f"cache-{megabytes}"
+        pairs = build_corpus(corpus, megabytes)
+        shutil.rmtree(cache, ignore_errors=True)
+        for run in ("first", "cached"):
+            command = attncli(ROOT) + ["train", str(corpus), "--out", str(workdir / f"model-{megabytes}"), "--overwrite",
+                                       "--max-minutes", str(args.minutes), "--epochs", "1", "--cache-dir", str(cache)]
+            result = run_train(command)
+            print(f"| {corpus.stat().st_size / 1e6:,.0f} | {pairs:,} | {run} | {result['exit']} | {result['peak_mib']:,.0f} | "
+                  f"{show(result['first_update_s'], ',.0f')} | {show(result['encode_pairs_s'], ',.0f')} | "
+                  f"{show(result['tokens_s'], ',.0f')} |", flush=True)
+            if result["exit"]:
+                print(result["log"][-3000:], file=sys.stderr)
+        if not args.keep:
+            corpus.unlink()
+            shutil.rmtree(cache, ignore_errors=True)
+    if args.baseline_src:
+        compare_tatoeba(args, workdir)
+
+
+def compare_tatoeba(args: argparse.Namespace, workdir: Path) -> None:
+    """Training tokens/s on Tatoeba es-en: this code (memory-mapped cache) against the baseline's."""
+    print("\n| Tatoeba es-en, train tok/s | code | peak RSS MiB | first update s | train tok/s |")
+    print("|---|---|---:|---:|---:|")
+    for name, source in (("memory-mapped", ROOT), ("in-memory (baseline)", args.baseline_src)):
+        command = attncli(source) + ["train", str(TATOEBA / "train.tsv"), "--dev", str(TATOEBA / "dev.tsv"),
+                                     "--out", str(workdir / "tatoeba"), "--overwrite", "--max-minutes", str(2 * args.minutes),
+                                     "--train-precision", "float32", "--valid-every", "100000"]
+        if source == ROOT:
+            command += ["--cache-dir", str(workdir / "cache-tatoeba")]
+        shutil.rmtree(workdir / "tatoeba.train-state", ignore_errors=True)
+        result = run_train(command)
+        print(f"| | {name} | {result['peak_mib']:,.0f} | {show(result['first_update_s'], ',.0f')} | "
+              f"{show(result['tokens_s'], ',.0f')} |", flush=True)
 
 
 if __name__ == "__main__":
