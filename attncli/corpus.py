@@ -15,7 +15,7 @@ from typing import Iterator
 from .errors import CorpusError
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SentencePair:
     source: str
     target: str
@@ -59,24 +59,58 @@ def parse_pair(line: str, path: Path | str, line_no: int) -> SentencePair:
 
 def iter_pairs(path: Path | str) -> Iterator[SentencePair]:
     """Stream the pairs of a corpus file; empty lines are skipped, anything else malformed stops."""
-    return (pair for pair, _ in iter_pairs_read(path))
+    for sources, targets, _ in read_blocks(path):
+        yield from map(SentencePair, sources, targets)
 
 
-def iter_pairs_read(path: Path | str) -> Iterator[tuple[SentencePair, int]]:
-    """`iter_pairs` with the bytes of the file read so far after each pair (for progress bars)."""
+BLOCK_BYTES = 1 << 22
+
+
+def read_blocks(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[list[str], list[str], int]]:
+    """The pairs of a corpus file in blocks of whole lines: (sources, targets, bytes read so far).
+
+    A block is decoded and split at once (several times faster than line by line); a block with
+    anything unusual (a blank line, bad UTF-8, a wrong number of tabs) is read line by line,
+    so errors name their line exactly as `iter_pairs` always did."""
     path = Path(path)
     check_readable_file(path)
-    read = 0
+    read, lines_before, rest = 0, 0, b""
     try:
         with open(path, "rb") as handle:
-            for line_no, raw in enumerate(handle, start=1):
-                read += len(raw)
-                line = decode_line(raw, path, line_no)
-                if not line.strip():
-                    continue
-                yield parse_pair(line, path, line_no), read
+            while chunk := handle.read(block_bytes):
+                read += len(chunk)
+                data = rest + chunk
+                cut = data.rfind(b"\n") + 1           # just after the last whole line; 0: none ends here yet
+                rest = data[cut:]
+                if cut:
+                    yield *_parse_block(data[:cut], path, lines_before), read
+                    lines_before += data.count(b"\n", 0, cut)
+            if rest:
+                yield *_parse_block(rest, path, lines_before), read
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+
+
+def _parse_block(block: bytes, path: Path, lines_before: int) -> tuple[list[str], list[str]]:
+    """Sources and targets of the whole lines in `block`, which follow `lines_before` lines."""
+    try:
+        text = block.decode("utf-8")
+        if lines_before == 0 and text.startswith("\ufeff"):
+            text = text[1:]
+        fields = [line.split("\t") for line in text.removesuffix("\n").split("\n")]
+        sources = [field[0].strip() for field in fields]
+        targets = [field[1].strip() for field in fields if len(field) == 2]
+        if len(targets) == len(fields) and all(sources) and all(targets):
+            return sources, targets
+    except UnicodeDecodeError:
+        pass
+    pairs = []                                     # something unusual: line by line, errors by line number
+    for line_no, raw in enumerate(block.split(b"\n")[: block.count(b"\n") + (not block.endswith(b"\n"))],
+                                  start=lines_before + 1):
+        line = decode_line(raw, path, line_no)
+        if line.strip():
+            pairs.append(parse_pair(line, path, line_no))
+    return [pair.source for pair in pairs], [pair.target for pair in pairs]
 
 
 def read_pairs(path: Path | str) -> list[SentencePair]:

@@ -13,13 +13,16 @@ from __future__ import annotations
 
 import random
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
 
+import numpy as np
+
 from .alignment import parse_pharaoh
-from .corpus import SentencePair, check_readable_file, decode_line, iter_pairs_read
-from .corpus_cache import CacheBuilder, pair_hash
+from .corpus import SentencePair, check_readable_file, decode_line, read_blocks
+from .corpus_cache import CacheBuilder, pair_hashes
 from .errors import CorpusError
 from .events import TrainEvent
 from .tokenizer import Tokenizer
@@ -71,17 +74,16 @@ class DuplicateCounter:
     LIMIT = 1 << 18
 
     def __init__(self) -> None:
-        self.counts: dict[int, int] = {}
-        self.level = self.mask = 0
+        self.counts: Counter[int] = Counter()
+        self.level = 0
 
-    def add(self, digest: int) -> None:
-        if digest & self.mask:
-            return
-        self.counts[digest] = self.counts.get(digest, 0) + 1
-        if len(self.counts) > self.LIMIT:
+    def add(self, hashes: np.ndarray) -> None:
+        """Count the pairs of these pair_hashes."""
+        mask = np.uint64((1 << self.level) - 1)
+        self.counts.update(hashes[(hashes & mask) == 0].tolist())
+        while len(self.counts) > self.LIMIT:
             self.level += 1
-            self.mask = (1 << self.level) - 1
-            self.counts = {key: count for key, count in self.counts.items() if not key & self.mask}
+            self.counts = Counter({key: n for key, n in self.counts.items() if not key & ((1 << self.level) - 1)})
 
     def duplicates(self) -> int:
         return (sum(self.counts.values()) - len(self.counts)) << self.level
@@ -100,9 +102,13 @@ def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Call
     dev = Reservoir(DEV_LIMIT if hold_out else 0, f"{seed}:dev")
     sample = Reservoir(sample_size, f"{seed}:sentencepiece")
     count = read = 0
-    for count, (pair, read) in enumerate(iter_pairs_read(path), start=1):
-        dev.offer((count - 1, pair))
-        sample.offer((count - 1, pair))
+    for sources, targets, read in read_blocks(path):
+        for position, pair in enumerate(map(SentencePair, sources, targets), start=count):
+            if dev.size:
+                dev.offer((position, pair))
+            if sample.size:
+                sample.offer((position, pair))
+        count += len(sources)
         meter.tick(count, read)
     meter.tick(count, read, force=True)
     if count == 0:
@@ -149,35 +155,33 @@ def encode(path: Path, corpus: CorpusScan, tokenizers: tuple[Tokenizer, Tokenize
     `builder`, with its guide line; the guide file is read alongside and checked to the end."""
     meter = PassMeter("encoding", path, on_event)
     counts, repeats = EncodeCounts(), DuplicateCounter()
-    chunk: list[tuple[SentencePair, str | None]] = []
     guides = guide_lines(guide_path, corpus.pairs)
-    read = 0
-    for position, ((pair, read), guide) in enumerate(zip(iter_pairs_read(path), guides)):
-        if position in corpus.held_out:
-            continue
-        chunk.append((pair, guide))
-        if len(chunk) == ENCODE_CHUNK:
-            _encode_chunk(chunk, tokenizers, max_len, builder, counts, repeats)
-            chunk = []
-            meter.tick(counts.kept + counts.skipped, read)
-    _encode_chunk(chunk, tokenizers, max_len, builder, counts, repeats)
+    position = read = 0
+    for sources, targets, read in read_blocks(path):
+        lines = [next(guides) for _ in sources]
+        keep = [i for i in range(len(sources)) if position + i not in corpus.held_out]
+        position += len(sources)
+        for start in range(0, len(keep), ENCODE_CHUNK):
+            part = keep[start:start + ENCODE_CHUNK]
+            _encode_chunk([sources[i] for i in part], [targets[i] for i in part], [lines[i] for i in part],
+                          tokenizers, max_len, builder, counts, repeats)
+        meter.tick(counts.kept + counts.skipped, read)
     next(guides)                       # reads the guide file to its end: checks its line count
     meter.tick(counts.kept + counts.skipped, read, force=True)
     counts.duplicates = repeats.duplicates()
     return counts
 
 
-def _encode_chunk(chunk: Sequence[tuple[SentencePair, str | None]], tokenizers: tuple[Tokenizer, Tokenizer],
-                  max_len: int, builder: CacheBuilder, counts: EncodeCounts, repeats: DuplicateCounter) -> None:
-    if not chunk:
-        return
-    src = tokenizers[0].encode_batch([pair.source for pair, _ in chunk])
-    tgt = tokenizers[1].encode_batch([pair.target for pair, _ in chunk])
-    keep = [i for i in range(len(chunk)) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
-    hashes = [pair_hash(pair.source, pair.target) for pair, _ in chunk]
-    for digest in hashes:
-        repeats.add(digest)
-    builder.add([src[i] for i in keep], [tgt[i] for i in keep], [hashes[i] for i in keep],
-                [chunk[i][1] or "" for i in keep] if builder.guides else None)
+def _encode_chunk(sources: list[str], targets: list[str], guides: list[str | None],
+                  tokenizers: tuple[Tokenizer, Tokenizer], max_len: int, builder: CacheBuilder,
+                  counts: EncodeCounts, repeats: DuplicateCounter) -> None:
+    src = tokenizers[0].encode_batch(sources)
+    tgt = tokenizers[1].encode_batch(targets)
+    hashes = pair_hashes(src, tgt)
+    repeats.add(hashes)
+    keep = [i for i in range(len(src)) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
+    if len(keep) < len(src):
+        src, tgt, guides, hashes = [src[i] for i in keep], [tgt[i] for i in keep], [guides[i] for i in keep], hashes[keep]
+    builder.add(src, tgt, hashes, [line or "" for line in guides] if builder.guides else None)
     counts.kept += len(keep)
-    counts.skipped += len(chunk) - len(keep)
+    counts.skipped += len(sources) - len(keep)

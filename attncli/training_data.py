@@ -20,7 +20,7 @@ from .batch import Batch, make_batch
 from .checkpoint import file_fingerprint
 from .config import TrainConfig
 from .corpus import SentencePair, read_pairs
-from .corpus_cache import META, CacheBuilder, EncodedPairs, default_root, find, sha256
+from .corpus_cache import META, CacheBuilder, EncodedPairs, default_root, find, pair_hashes, sha256
 from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
@@ -105,12 +105,12 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     src_tok, tgt_tok = Tokenizer((folder / "src.spm").read_bytes()), Tokenizer((folder / "tgt.spm").read_bytes())
     train = EncodedPairs.open(folder, meta)
     dev_pairs = given_dev if given_dev is not None else read_pairs(folder / "dev.tsv")
+    dev = encode_corpus(dev_pairs, src_tok, tgt_tok)
     if recipe:
         on_event(TrainEvent("note", message=recipe))
-    for warning in data_warnings(meta, train, dev_pairs, len(tgt_tok) if tokenizers is None else None, config.vocab_size):
+    for warning in data_warnings(meta, train, dev, len(tgt_tok) if tokenizers is None else None, config.vocab_size):
         on_event(TrainEvent("warning", message=warning))
-    return TrainingData(train, encode_corpus(dev_pairs, src_tok, tgt_tok), [pair.target for pair in dev_pairs],
-                        src_tok, tgt_tok, config, dev_pairs)
+    return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs)
 
 
 def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> Callable[[int], dict]:
@@ -152,7 +152,7 @@ SMALL_CORPUS = 1000          # fewer training pairs than this: warn
 MOSTLY_DUPLICATES = 0.5      # fewer distinct pairs than this share: warn
 
 
-def data_warnings(meta: dict, train: EncodedPairs, dev_pairs: Sequence[SentencePair],
+def data_warnings(meta: dict, train: EncodedPairs, dev: EncodedCorpus,
                   pieces_made: int | None, vocab_size: int | None) -> list[str]:
     """One line for each thing that makes a poor model likely; training goes on. `pieces_made`:
     the size of a vocabulary trained for this run (None when it came with a model or state)."""
@@ -166,9 +166,9 @@ def data_warnings(meta: dict, train: EncodedPairs, dev_pairs: Sequence[SentenceP
                         f"(a few thousand pairs is already a small corpus).")
     if meta["duplicates"] > (1 - MOSTLY_DUPLICATES) * pairs:
         warnings.append(f"{meta['duplicates']:,} of {pairs:,} training pairs are duplicates.")
-    shared = train.count_shared(dev_pairs)
+    shared = train.count_shared(pair_hashes(dev.src, dev.tgt))
     if shared:
-        warnings.append(f"{shared:,} of {len(dev_pairs):,} dev pairs are also training pairs: "
+        warnings.append(f"{shared:,} of {len(dev.src):,} dev pairs are also training pairs: "
                         "dev scores will look better than the model is.")
     return warnings
 

@@ -18,7 +18,7 @@ from attncli import corpus_cache
 from attncli.batch import bucketed_batches, epoch_batches, length_batches
 from attncli.config import TrainConfig
 from attncli.corpus import read_pairs
-from attncli.corpus_cache import EncodedPairs, pair_hash
+from attncli.corpus_cache import EncodedPairs, pair_hashes
 from attncli.modelfile import load_model
 from attncli.training import train
 from attncli.training_data import prepare_data
@@ -76,13 +76,14 @@ def test_the_cache_holds_the_tokenizers_encoding(tmp_path, corpus_files):
     config = TrainConfig(vocab_size=300, max_len=12, seed=5)
     data = prepare_data(corpus_files[0], None, guides, config, None, cache_dir=tmp_path / "cache")
     pairs = read_pairs(corpus_files[0])
-    held_out = {pair_hash(p.source, p.target) for p in data.dev_pairs}
+    held_out = set(pair_hashes(data.dev.src, data.dev.tgt).tolist())
     assert len(data.dev_pairs) == 3            # 1% of 360 pairs, at least one
+    assert train_hashes_differ(data)
     expected, expected_guides, skipped = [], [], 0
     for index, pair in enumerate(pairs):
-        if pair_hash(pair.source, pair.target) in held_out:
-            continue
         src, tgt = data.src_tok.encode_batch([pair.source])[0], data.tgt_tok.encode_batch([pair.target])[0]
+        if int(pair_hashes([src], [tgt])[0]) in held_out:
+            continue
         if max(len(src), len(tgt)) > 12:
             skipped += 1
             continue
@@ -93,7 +94,14 @@ def test_the_cache_holds_the_tokenizers_encoding(tmp_path, corpus_files):
     assert [(train.src(i), train.tgt(i)) for i in range(len(train))] == expected
     assert [train.guide(i) for i in range(len(train))] == expected_guides
     assert train.src_lengths.tolist() == [len(s) for s, _ in expected]
-    assert train.count_shared(data.dev_pairs) == 0
+    assert train.count_shared(pair_hashes(data.dev.src, data.dev.tgt)) == 0
+
+
+def train_hashes_differ(data) -> bool:
+    """Distinct encoded pairs get distinct hashes (no collision among these few hundred)."""
+    train = data.train
+    encoded = {(tuple(train.src(i)), tuple(train.tgt(i))) for i in range(len(train))}
+    return len(set(np.asarray(train.hashes).tolist())) == len(encoded)
 
 
 def test_training_from_the_memory_map_equals_training_from_memory(tmp_path, corpus_files, monkeypatch):
@@ -213,4 +221,24 @@ def test_held_out_dev_pairs_are_a_seeded_sample(tmp_path):
     again = prepare_data(corpus, None, None, TrainConfig(vocab_size=60, seed=1), None, cache_dir=tmp_path / "b")
     other = prepare_data(corpus, None, None, TrainConfig(vocab_size=60, seed=2), None, cache_dir=tmp_path / "c")
     assert len(first.dev_pairs) == 10 and first.dev_pairs == again.dev_pairs != other.dev_pairs
-    assert len(first.train) == 990 and first.train.count_shared(first.dev_pairs) == 0
+    assert len(first.train) == 990 and first.train.count_shared(pair_hashes(first.dev.src, first.dev.tgt)) == 0
+
+
+def test_blocks_read_what_lines_read_and_errors_keep_their_line(tmp_path):
+    """read_blocks decodes whole blocks at once; with tiny blocks (lines cut across reads, a BOM,
+    CRLF, blank lines) it gives the pairs of the line-by-line reader, and errors name their line."""
+    from attncli.corpus import decode_line, parse_pair, read_blocks
+    from attncli.errors import CorpusError
+
+    lines = ["\ufeffuno\tone", "dos \t two\r", "", "  ", "tres\tthree"] + [f"n{i}\tm{i}" for i in range(40)]
+    path = tmp_path / "c.tsv"
+    path.write_bytes("\n".join(lines).encode())
+    expected = [parse_pair(decode_line(line.encode(), path, n), path, n)
+                for n, line in enumerate(lines, start=1) if line.strip()]
+    for size in (1, 7, 64, 1 << 20):
+        got = [(s, t) for sources, targets, _ in read_blocks(path, size) for s, t in zip(sources, targets)]
+        assert got == [(p.source, p.target) for p in expected]
+    path.write_bytes("\n".join(lines[:20] + ["sin tabulador"] + lines[20:]).encode())
+    for size in (5, 1 << 20):
+        with pytest.raises(CorpusError, match=r"c\.tsv:21: expected source<TAB>target, found no tab"):
+            list(read_blocks(path, size))

@@ -70,14 +70,16 @@ def test_warnings_about_the_data(tmp_path):
 
 def test_duplicates_are_estimated_in_bounded_memory(monkeypatch):
     """Beyond LIMIT distinct pairs the count is estimated from a hash sample; it stays near the truth."""
-    from attncli.corpus_cache import pair_hash
+    import numpy as np
+
     from attncli.corpus_passes import DuplicateCounter
 
     monkeypatch.setattr(DuplicateCounter, "LIMIT", 64)
     counter = DuplicateCounter()
+    distinct = np.random.default_rng(0).integers(0, 2**63, 2000, dtype=np.uint64)
     for copy in range(5):
-        for i in range(2000):
-            counter.add(pair_hash(f"frase {i}", f"PHRASE {i}"))
+        for start in range(0, 2000, 500):
+            counter.add(distinct[start:start + 500])
     assert counter.level > 0 and len(counter.counts) <= 64
     assert 0.8 * 8000 <= counter.duplicates() <= 1.2 * 8000
 
