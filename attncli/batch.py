@@ -24,6 +24,16 @@ class Batch:
     tgt_out: Tensor | None  # (batch, tgt_len) pieces + EOS, then PAD
     guide: Tensor | None = None  # (batch, tgt_len, src_len) target attention per row, or a zero row (no guide)
 
+    def to(self, device: torch.device) -> "Batch":
+        """The batch on `device` (pinned and copied without waiting, for a GPU); itself on the CPU."""
+        if device.type == "cpu":
+            return self
+
+        def move(tensor: Tensor | None) -> Tensor | None:
+            return tensor.pin_memory().to(device, non_blocking=True) if tensor is not None else None
+
+        return Batch(move(self.src_ids), move(self.src_lengths), move(self.tgt_in), move(self.tgt_out), move(self.guide))
+
     @property
     def num_tgt_tokens(self) -> int:
         return int((self.tgt_out != PAD_ID).sum()) if self.tgt_out is not None else 0

@@ -74,6 +74,7 @@ class Progress:
     history: list[dict[str, Any]] = field(default_factory=list)
     elapsed_s: float = 0.0
     precision: str = "float32"          # training arithmetic, resolved (training_precision.py)
+    processes: int = 1                  # training processes (torchrun ranks); --resume needs as many
 
 
 @dataclass
@@ -209,6 +210,9 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
     precision = document.get("precision", "float32")      # states saved before it was recorded
     if precision not in TRAIN_PRECISIONS or precision == "auto":     # a state records the resolved one
         raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
+    processes = document.get("processes", 1)              # states saved before it was recorded: one
+    if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
+        raise ModelFileError(f"{json_path}: 'processes' must be a positive integer.")
     lowest_loss = document.get("lowest_loss", best["loss"])
     if not isinstance(lowest_loss, (int, float, type(None))) or isinstance(lowest_loss, bool):
         raise ModelFileError(f"{json_path}: 'lowest_loss' must be a number or null.")
@@ -217,7 +221,8 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
         **counts, lr_scale=float(_need(document, "lr_scale", (int, float), json_path)),
         best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
                         loss=math.inf if best["loss"] is None else float(best["loss"])),
-        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision)
+        history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision,
+        processes=processes)
 
 
 def _expected_tensors(config: ModelConfig, optimizer_params: list, best_states: int, json_path: Path) -> dict[str, tuple | None]:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import signal
 import sys
 from contextlib import contextmanager, nullcontext
@@ -68,9 +69,10 @@ class OutputFormat(str, Enum):
 
 
 def fail(message: str, code: int = 1) -> None:
-    """One line on stderr, then exit."""
-    sys.stderr.write(f"attncli: error: {message}\n")
-    sys.stderr.flush()
+    """One line on stderr, then exit. Among torchrun's processes only rank 0 says it."""
+    if os.environ.get("RANK", "0") == "0":
+        sys.stderr.write(f"attncli: error: {message}\n")
+        sys.stderr.flush()
     raise SystemExit(code)
 
 
@@ -162,6 +164,8 @@ def train(
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
+    device: Annotated[str, typer.Option(help="Where to train: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")] = "auto",
+    nproc: Annotated[int, typer.Option(help="Train with N processes on this machine (starts torchrun's launcher; README 'GPU and many machines').")] = 1,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Folder for the encoded corpus, reused by later runs on the same corpus (README 'Large corpora'). Default: $ATTNCLI_CACHE_DIR, else the user cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,
     resume: Annotated[bool, typer.Option("--resume", help="Continue the stopped run saved in OUT.train-state (same CORPUS and options; --threads and --max-minutes may change).")] = False,
@@ -180,31 +184,47 @@ def train(
         options["train_precision"] = train_precision.value
         options.update(watch=tuple(watch or ()), watch_file=str(watch_file) if watch_file is not None else None)
         config = TrainConfig(**{field: options[field] for field in TrainConfig.__dataclass_fields__})
+        if nproc != 1:
+            from .distributed import launch_processes
+
+            config.validate()                    # once here, not once per process
+            raise SystemExit(launch_processes(nproc, _COMMAND_LINE))   # the processes said what happened
         out_dir = out or Path("models") / corpus.stem
+        main_rank = os.environ.get("RANK", "0") == "0"
         from .progress import TrainingProgress
 
         previous = signal.signal(signal.SIGTERM, _raise_keyboard_interrupt)
         try:
-            with TrainingProgress(stderr_console()) as progress:
+            with TrainingProgress(stderr_console(), quiet=not main_rank) as progress:
                 result = run_training(corpus, dev, out_dir, config, on_event=progress.update, resume=resume, guide_path=guide_alignments,
                                       init_from=init_from, stop_signals=(signal.SIGINT, signal.SIGTERM), overwrite=overwrite,
-                                      cache_dir=cache_dir)
+                                      cache_dir=cache_dir, device=device)
         except TrainingInterrupted as stopped:
-            saved = f"; the best model so far is in {out_dir}" if stopped.result.best_step else "; no model was saved yet"
-            if stopped.result.state_dir is not None:
-                saved += f"; continue with the same command and --resume (state in {stopped.result.state_dir})"
-            sys.stderr.write(f"attncli: interrupted at update {stopped.result.steps}{saved}.\n")
+            if main_rank:
+                _report_interrupted(stopped.result, out_dir)
             raise SystemExit(130)
         finally:
             signal.signal(signal.SIGTERM, previous)
-        minutes = result.elapsed_s / 60
-        typer.echo(f"model: {result.model_dir}")
-        typer.echo(f"best dev BLEU {result.best_bleu:.2f}  chrF {result.best_chrf:.2f}  loss {result.best_dev_loss:.3f} (update {result.best_step})")
-        typer.echo(f"updates {result.steps}, {minutes:.1f} min, {result.parameters:,} parameters; stopped: {result.stop_reason}")
-        if result.skipped_pairs:
-            typer.echo(f"skipped {result.skipped_pairs} training pairs longer than {max_len} pieces")
-        if result.state_dir is not None:
-            typer.echo(f"training state kept in {result.state_dir}: --resume with a larger --max-minutes continues it")
+        if main_rank:
+            _print_train_summary(result, max_len)
+
+
+def _report_interrupted(result, out_dir: Path) -> None:
+    saved = f"; the best model so far is in {out_dir}" if result.best_step else "; no model was saved yet"
+    if result.state_dir is not None:
+        saved += f"; continue with the same command and --resume (state in {result.state_dir})"
+    sys.stderr.write(f"attncli: interrupted at update {result.steps}{saved}.\n")
+
+
+def _print_train_summary(result, max_len: int) -> None:
+    minutes = result.elapsed_s / 60
+    typer.echo(f"model: {result.model_dir}")
+    typer.echo(f"best dev BLEU {result.best_bleu:.2f}  chrF {result.best_chrf:.2f}  loss {result.best_dev_loss:.3f} (update {result.best_step})")
+    typer.echo(f"updates {result.steps}, {minutes:.1f} min, {result.parameters:,} parameters; stopped: {result.stop_reason}")
+    if result.skipped_pairs:
+        typer.echo(f"skipped {result.skipped_pairs} training pairs longer than {max_len} pieces")
+    if result.state_dir is not None:
+        typer.echo(f"training state kept in {result.state_dir}: --resume with a larger --max-minutes continues it")
 
 
 def _raise_keyboard_interrupt(signum, frame) -> None:
@@ -659,8 +679,13 @@ def _print_history(history, chosen: list[int], minutes: bool) -> None:
                       soft_wrap=True, highlight=False)
 
 
+_COMMAND_LINE: list[str] = []     # the arguments of this run (`train --nproc` hands them to the processes)
+
+
 def main(argv: Optional[list[str]] = None) -> int:
     """Run the CLI; returns the exit status. Usage errors become one line on stderr (status 2)."""
+    global _COMMAND_LINE
+    _COMMAND_LINE = list(argv) if argv is not None else sys.argv[1:]
     command = typer.main.get_command(app)
     try:
         # Without standalone mode typer *returns* the status of an Exit it caught, e.g. 130 for Ctrl-C

@@ -14,6 +14,7 @@ from __future__ import annotations
 import random
 import time
 from collections import Counter
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -152,36 +153,54 @@ class EncodeCounts:
 def encode(path: Path, corpus: CorpusScan, tokenizers: tuple[Tokenizer, Tokenizer], max_len: int,
            guide_path: Path | None, builder: CacheBuilder, on_event: Callable[[TrainEvent], None]) -> EncodeCounts:
     """Pass 2: tokenize every training pair (not held out, at most `max_len` pieces a side) into
-    `builder`, with its guide line; the guide file is read alongside and checked to the end."""
+    `builder`, with its guide line; the guide file is read alongside and checked to the end.
+
+    SentencePiece encodes chunk k on its own threads (it releases the GIL) while this thread
+    reads and splits the text of chunk k+1 and stores chunk k-1: both cores stay busy."""
     meter = PassMeter("encoding", path, on_event)
     counts, repeats = EncodeCounts(), DuplicateCounter()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pending = None
+        for sources, targets, guides, read in _training_chunks(path, corpus, guide_path):
+            encoded = pool.submit(_tokenize, tokenizers, sources, targets)
+            if pending is not None:
+                _store(*pending[0].result(), pending[1], max_len, builder, counts, repeats)
+                meter.tick(counts.kept + counts.skipped, pending[2])
+            pending = (encoded, guides, read)
+        if pending is not None:
+            _store(*pending[0].result(), pending[1], max_len, builder, counts, repeats)
+            meter.tick(counts.kept + counts.skipped, pending[2], force=True)
+    counts.duplicates = repeats.duplicates()
+    return counts
+
+
+def _training_chunks(path: Path, corpus: CorpusScan,
+                     guide_path: Path | None) -> Iterator[tuple[list[str], list[str], list[str | None], int]]:
+    """(sources, targets, guide lines, bytes read) of the pairs not held out, ENCODE_CHUNK at a time."""
     guides = guide_lines(guide_path, corpus.pairs)
-    position = read = 0
+    position = 0
     for sources, targets, read in read_blocks(path):
         lines = [next(guides) for _ in sources]
         keep = [i for i in range(len(sources)) if position + i not in corpus.held_out]
         position += len(sources)
         for start in range(0, len(keep), ENCODE_CHUNK):
             part = keep[start:start + ENCODE_CHUNK]
-            _encode_chunk([sources[i] for i in part], [targets[i] for i in part], [lines[i] for i in part],
-                          tokenizers, max_len, builder, counts, repeats)
-        meter.tick(counts.kept + counts.skipped, read)
+            yield [sources[i] for i in part], [targets[i] for i in part], [lines[i] for i in part], read
     next(guides)                       # reads the guide file to its end: checks its line count
-    meter.tick(counts.kept + counts.skipped, read, force=True)
-    counts.duplicates = repeats.duplicates()
-    return counts
 
 
-def _encode_chunk(sources: list[str], targets: list[str], guides: list[str | None],
-                  tokenizers: tuple[Tokenizer, Tokenizer], max_len: int, builder: CacheBuilder,
-                  counts: EncodeCounts, repeats: DuplicateCounter) -> None:
-    src = tokenizers[0].encode_batch(sources)
-    tgt = tokenizers[1].encode_batch(targets)
-    hashes = pair_hashes(src, tgt)
+def _tokenize(tokenizers: tuple[Tokenizer, Tokenizer], sources: list[str], targets: list[str]) -> tuple[list, list]:
+    return tokenizers[0].encode_batch(sources), tokenizers[1].encode_batch(targets)
+
+
+def _store(src: list[list[int]], tgt: list[list[int]], guides: list[str | None], max_len: int,
+           builder: CacheBuilder, counts: EncodeCounts, repeats: DuplicateCounter) -> None:
+    """Count a chunk's duplicates; append its pairs of at most `max_len` pieces a side to the cache."""
+    hashes, total = pair_hashes(src, tgt), len(src)
     repeats.add(hashes)
-    keep = [i for i in range(len(src)) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
-    if len(keep) < len(src):
+    keep = [i for i in range(total) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
+    if len(keep) < total:
         src, tgt, guides, hashes = [src[i] for i in keep], [tgt[i] for i in keep], [guides[i] for i in keep], hashes[keep]
     builder.add(src, tgt, hashes, [line or "" for line in guides] if builder.guides else None)
     counts.kept += len(keep)
-    counts.skipped += len(sources) - len(keep)
+    counts.skipped += total - len(keep)

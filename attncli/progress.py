@@ -23,9 +23,10 @@ def _clock(seconds: float) -> str:
 class TrainingProgress:
     """Shows epoch, update, loss, tokens/s and time left; prints one line per validation."""
 
-    def __init__(self, console: Console, log_every_s: float = 30.0) -> None:
+    def __init__(self, console: Console, log_every_s: float = 30.0, quiet: bool = False) -> None:
         self.console = console
-        self.live = console.is_terminal          # a log file gets plain status lines instead
+        self.quiet = quiet                       # shows nothing (the other ranks of a torchrun job)
+        self.live = console.is_terminal and not quiet   # a log file gets plain status lines instead
         self.log_every_s = log_every_s
         self.last_log = -log_every_s                 # the first update is logged: training has begun
         self.last_data_log = 0.0
@@ -45,6 +46,8 @@ class TrainingProgress:
             self.progress.stop()
 
     def update(self, event: TrainEvent) -> None:
+        if self.quiet:
+            return
         if event.kind == "start":
             self.progress.update(self.task, description=event.message)
         elif event.kind == "data":

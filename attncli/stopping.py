@@ -38,8 +38,9 @@ class StopRequests:
     stays). Handlers are installed only in the main thread and restored on exit.
     """
 
-    def __init__(self, signals: Sequence[int]) -> None:
+    def __init__(self, signals: Sequence[int], immediate: bool = True) -> None:
         self.signals = tuple(signals)
+        self.allow_immediate = immediate    # False with several processes: they must stop at one update
         self.requested = False
         self.consistent = True
         self._immediate = False
@@ -57,7 +58,7 @@ class StopRequests:
             signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
 
     def _handle(self, signum: int, frame: object) -> None:
-        if self._immediate or self.requested:
+        if (self._immediate or self.requested) and self.allow_immediate:
             self.requested = True
             raise KeyboardInterrupt
         self.requested = True
@@ -70,6 +71,9 @@ class StopRequests:
     @contextmanager
     def interruptible(self) -> Iterator[None]:
         """A section that may be abandoned midway: it changes nothing that is saved."""
+        if not self.allow_immediate:
+            yield
+            return
         self.check()
         self._immediate = True
         try:

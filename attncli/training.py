@@ -23,6 +23,7 @@ import os
 import random
 import signal
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -36,6 +37,7 @@ from .checkpoint import (BestScores, Progress, TrainState, check_fingerprint, di
 from .config import TrainConfig
 from .corpus import check_readable_file
 from .errors import ModelFileError, OptionError
+from .distributed import Ranks, resolve_device, threads_per_process
 from .events import TrainEvent
 from .loss import sequence_loss
 from .model import Seq2Seq
@@ -86,14 +88,19 @@ def set_seed(seed: int) -> None:
 
 
 def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig,
-               precision: str, learning_rate: float) -> tuple[torch.Tensor, int]:
-    """One update on `batch`: forward in `precision`, backward, clip, Adam. (loss, target tokens)."""
+               precision: str, learning_rate: float, ranks: Ranks = Ranks(),
+               present: bool = True) -> tuple[torch.Tensor, int]:
+    """One update on `batch`: forward in `precision`, backward, gradients summed over `ranks`
+    (each rank's mean loss weighted by its share of the target tokens), clip, Adam. A rank with
+    no pairs in this update (`present` False) runs `batch` with weight 0. (loss, target tokens)."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
-    with autocast(precision):
+    with autocast(precision, batch.src_ids.device):
         loss, tokens = sequence_loss(model, batch, config.label_smoothing, config.guide_weight)
+    tokens = tokens if present else 0
     optimizer.zero_grad(set_to_none=True)
-    loss.backward()
+    (loss * ranks.weight(tokens)).backward()
+    ranks.sum_gradients(model)
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
     optimizer.step()
     return loss.detach(), tokens
@@ -127,6 +134,8 @@ class RunSetup:
     on_event: Callable[[TrainEvent], None]
     guard: StopRequests
     watched: list[WatchedPair] = field(default_factory=list)   # sentences whose attention is recorded
+    ranks: Ranks = field(default_factory=Ranks)                # the processes training this model together
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
 
 
 class TrainingRun:
@@ -135,7 +144,8 @@ class TrainingRun:
     def __init__(self, setup: RunSetup, precision: str, saved: TrainState | None = None) -> None:
         self.setup, self.config, self.model = setup, setup.config, setup.model
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=self.config.learning_rate, fused=True)
-        self.progress = Progress(precision=precision)
+        self.ranks = setup.ranks
+        self.progress = Progress(precision=precision, processes=self.ranks.world)
         self.best_states: list[dict[str, torch.Tensor]] = []      # for --average-last
         self.state_dir = state_dir_for(setup.out_dir)
         self.batches: tuple[int, list[np.ndarray]] = (-1, [])     # (epoch, its batches), made once per epoch
@@ -150,6 +160,10 @@ class TrainingRun:
         """Continue from a saved state: weights, Adam, RNG (dropout masks) and progress."""
         if saved.model_config != self.model.config.to_dict():
             raise ModelFileError(f"{self.state_dir}: the saved model settings do not match this run.")
+        if saved.progress.processes != self.ranks.world:
+            raise OptionError(f"--resume: {self.state_dir} was trained by {saved.progress.processes} process(es), "
+                              f"this run has {self.ranks.world}; resume it with the same number (torchrun "
+                              f"--nproc_per_node, or --nproc).")
         self.model.load_state_dict(saved.model_state)
         optimizer_state = self.optimizer.state_dict()
         optimizer_state["state"] = saved.optimizer_state
@@ -168,8 +182,8 @@ class TrainingRun:
         if self.batches[0] != number:
             self.batches = (-1, [])                              # freed before the next are made
             train = self.setup.data.train
-            self.batches = (number, epoch_batches(train.src_lengths, train.tgt_lengths, self.config.batch_tokens,
-                                                  self.config.seed, number))
+            self.batches = (number, epoch_batches(train.src_lengths, train.tgt_lengths,
+                                                  self.config.batch_tokens * self.ranks.world, self.config.seed, number))
         return self.batches[1]
 
     @property
@@ -197,16 +211,30 @@ class TrainingRun:
         return None
 
     def update(self, indices: Sequence[int]) -> None:
-        """One update on the pairs `indices`, applied entirely or not at all (Ctrl-C waits for it)."""
-        guard, data, progress = self.setup.guard, self.setup.data, self.progress
-        guard.check()
-        with guard.critical():
-            batch = make_training_batch(data.train, indices, data.src_tok, data.tgt_tok)
-            loss, tokens = train_step(self.model, self.optimizer, batch, self.config, progress.precision, self.learning_rate())
+        """One update on the pairs `indices` (this rank's share of them), applied entirely or not at
+        all (Ctrl-C waits for it)."""
+        data, progress, ranks = self.setup.data, self.progress, self.ranks
+        self.check_stop_requests()
+        with self.setup.guard.critical():
+            share = ranks.share(indices)
+            if ranks.world > 1:
+                torch.manual_seed(self.config.seed * 1_000_003 + progress.step * 1009 + ranks.rank)  # dropout: rank and update
+            batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok)
+            loss, tokens = train_step(self.model, self.optimizer, batch.to(self.setup.device), self.config,
+                                      progress.precision, self.learning_rate(), ranks,
+                                      present=len(share) > 0)
             progress.step += 1
             progress.batches_done += 1
         self.report_step(float(loss), tokens)
-        guard.check()
+        self.check_stop_requests()
+
+    def check_stop_requests(self) -> None:
+        """A safe point: stop here (KeyboardInterrupt) if Ctrl-C or SIGTERM reached this process,
+        or, training with several, any of them: all ranks stop at the same update."""
+        if self.ranks.world == 1:
+            self.setup.guard.check()
+        elif self.ranks.any(self.setup.guard.requested):
+            raise KeyboardInterrupt
 
     def report_step(self, loss: float, tokens: int) -> None:
         progress, elapsed = self.progress, self.elapsed()
@@ -219,6 +247,14 @@ class TrainingRun:
 
     def after_update(self, end_of_epoch: bool) -> StopReason | None:
         """Validation and stopping checks that follow the latest update; a stop reason, or None.
+        Rank 0 decides; the other ranks take its decision and learning-rate scale."""
+        stop = self.checks_after_update(end_of_epoch) if self.ranks.main else None
+        if self.ranks.world > 1:
+            stop, self.progress.lr_scale = self.ranks.broadcast((stop, self.progress.lr_scale))
+        return stop
+
+    def checks_after_update(self, end_of_epoch: bool) -> StopReason | None:
+        """`after_update` on rank 0 (or alone).
 
         A validation already in the history for this update (the run was stopped after it) is
         not repeated; this is what lets a resumed run pick up exactly here.
@@ -301,7 +337,10 @@ class TrainingRun:
 
     def finish(self, stop: StopReason) -> None:
         """After the last update: average the kept best weights (saved only if better on dev);
-        remove the training state, unless the time limit stopped the run (it can be continued)."""
+        remove the training state, unless the time limit stopped the run (it can be continued).
+        Rank 0's work: the other ranks hold no model folder or state."""
+        if not self.ranks.main:
+            return
         if len(self.best_states) > 1:
             with self.setup.guard.critical():
                 save_train_state(self.state_dir, self.checkpoint_state())   # averaging changes the weights
@@ -316,7 +355,7 @@ class TrainingRun:
     def save_interrupted(self) -> None:
         """Ctrl-C: keep the state for --resume, unless a second Ctrl-C tore it mid-update or
         the run was already finishing (averaged weights are not a state to resume from)."""
-        if self.setup.guard.consistent and not self.finishing:
+        if self.setup.guard.consistent and not self.finishing and self.ranks.main:
             try:
                 save_train_state(self.state_dir, self.checkpoint_state())
             except KeyboardInterrupt:    # a second Ctrl-C: the state of the last validation stays
@@ -332,11 +371,26 @@ class TrainingRun:
             self.state_dir if kept else None, stop, progress.precision)
 
 
+@dataclass(frozen=True)
+class RunRequest:
+    """What `train` was asked for, besides the TrainConfig: the files, the folder and the run's mode."""
+
+    corpus_path: Path
+    dev_path: Path | None
+    out_dir: Path
+    guide_path: Path | None = None
+    init_from: str | None = None
+    resume: bool = False
+    overwrite: bool = False
+    cache_dir: Path | None = None
+    stop_signals: tuple[int, ...] = (signal.SIGINT,)
+
+
 def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | str, config: TrainConfig,
           on_event: Callable[[TrainEvent], None] = lambda event: None, resume: bool = False,
           stop_signals: Sequence[int] = (signal.SIGINT,), guide_path: Path | str | None = None,
           init_from: Path | str | None = None, overwrite: bool = False,
-          cache_dir: Path | str | None = None) -> TrainResult:
+          cache_dir: Path | str | None = None, device: str = "auto") -> TrainResult:
     """Train a model on `corpus_path`, validate on `dev_path`, keep the best in `out_dir`.
 
     An existing model in `out_dir` is replaced only with `overwrite` (or by the run it belongs
@@ -353,57 +407,85 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     its SentencePiece models and architecture replace those of `config`.
     The corpus is encoded once into `cache_dir` (default: corpus_cache.default_root()) and read
     from there memory-mapped; a later run on the same corpus reuses it.
+    `device` is distributed.resolve_device's choice; started by torchrun, the processes train
+    one model together (distributed.py) and only rank 0 reports through `on_event`.
     """
     config.validate()
-    start_model = load_model(resolve_model_path(init_from)) if init_from is not None else None
+    request = RunRequest(Path(corpus_path), Path(dev_path) if dev_path is not None else None, Path(out_dir),
+                         Path(guide_path) if guide_path is not None else None,
+                         str(init_from) if init_from is not None else None, resume, overwrite,
+                         Path(cache_dir) if cache_dir is not None else None, tuple(stop_signals))
+    torch_device = resolve_device(device)
+    ranks = Ranks.join(torch_device)
+    try:
+        return _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks,
+                             ranks.local_device(torch_device))
+    finally:
+        ranks.leave()
+
+
+def _train_joined(request: RunRequest, config: TrainConfig, on_event: Callable[[TrainEvent], None],
+                  ranks: Ranks, device: torch.device) -> TrainResult:
+    """`train` once this process knows its rank: checks, then the lock (rank 0) and the run."""
+    start_model = load_model(resolve_model_path(request.init_from)) if request.init_from is not None else None
     if start_model is not None:
         config = config.adopting(start_model.model.config, start_model.src_tokenizer is start_model.tgt_tokenizer)
     clock_start = time.monotonic()
-    torch.set_num_threads(config.threads or os.cpu_count() or 1)
+    torch.set_num_threads(config.threads or threads_per_process())
     set_seed(config.seed)
-    out_dir = Path(out_dir)
     watched = watched_pairs(config.watch, config.watch_file)  # a bad --watch fails before anything runs
-    check_output_folder(out_dir, overwrite or resume)
-    with run_lock(out_dir):
-        return _train_locked(corpus_path, dev_path, out_dir, config, on_event, resume, stop_signals, guide_path,
-                             init_from, start_model, clock_start, overwrite, watched, cache_dir)
+    if ranks.main:
+        check_output_folder(request.out_dir, request.overwrite or request.resume)
+    with run_lock(request.out_dir) if ranks.main else nullcontext():
+        return _train_locked(request, config, on_event, start_model, clock_start, watched, ranks, device)
 
 
-def _train_locked(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path, config: TrainConfig,
-                  on_event: Callable[[TrainEvent], None], resume: bool, stop_signals: Sequence[int],
-                  guide_path: Path | str | None, init_from: Path | str | None, start_model: LoadedModel | None,
-                  clock_start: float, overwrite: bool, watched: list[WatchedPair],
-                  cache_dir: Path | str | None) -> TrainResult:
+def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[TrainEvent], None],
+                  start_model: LoadedModel | None, clock_start: float, watched: list[WatchedPair],
+                  ranks: Ranks, device: torch.device) -> TrainResult:
     """`train` once `out_dir` is checked and locked: data, model, the run."""
-    for path in (corpus_path, dev_path):
+    for path in (request.corpus_path, request.dev_path):
         if path is not None:
-            check_readable_file(Path(path))
-    init_weights = resolve_model_path(init_from) / WEIGHTS_FILE if init_from is not None else None
-    fingerprint = run_fingerprint(corpus_path, dev_path, config, guide_path, init_weights)
-    saved = saved_run(out_dir, fingerprint, resume, overwrite)
-    data = prepare_data(corpus_path, dev_path, guide_path, config, starting_tokenizers(saved, start_model), on_event,
-                        cache_dir)
+            check_readable_file(path)
+    init_weights = resolve_model_path(request.init_from) / WEIGHTS_FILE if request.init_from is not None else None
+    fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
+    saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite and ranks.main)
+    data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
     model = Seq2Seq(config.model_config(len(data.src_tok), len(data.tgt_tok)))
     if start_model is not None and saved is None:
         model.load_state_dict(start_model.model.state_dict())
-        on_event(TrainEvent("start", message=f"starting from the weights of {init_from}"))
-    info = ModelInfo(train_config=config.to_dict(), corpus=str(corpus_path),
-                     dev=str(dev_path) if dev_path is not None else None,
-                     guide_alignments=str(guide_path) if guide_path is not None else None,
-                     init_from=str(init_from) if init_from is not None else None,
-                     defaults=SearchDefaults(config.beam, config.length_penalty))
+        on_event(TrainEvent("start", message=f"starting from the weights of {request.init_from}"))
+    info = ModelInfo(train_config=config.to_dict(), corpus=str(request.corpus_path),
+                     dev=str(request.dev_path) if request.dev_path is not None else None,
+                     guide_alignments=str(request.guide_path) if request.guide_path is not None else None,
+                     init_from=request.init_from, defaults=SearchDefaults(config.beam, config.length_penalty))
     watched = with_dev_references(watched, data.dev_pairs)
     check_watch_lengths(watched, data.src_tok, data.tgt_tok)
     if watched:
         info = dataclasses.replace(info, watch=tuple(watched))
-    setup = RunSetup(config, data, model, out_dir, fingerprint, info, on_event, StopRequests(stop_signals), watched)
-    run = TrainingRun(setup, resolve_train_precision(config.train_precision), saved)
+    guard = StopRequests(request.stop_signals, immediate=ranks.world == 1)
+    setup = RunSetup(config, data, model.to(device), request.out_dir, fingerprint, info, on_event, guard, watched,
+                     ranks, device)
+    run = TrainingRun(setup, resolve_train_precision(config.train_precision, device), saved)
     run.start = clock_start - run.progress.elapsed_s          # reading and encoding count as training time
     if saved is not None:
         on_event(TrainEvent("start", epoch=run.progress.epoch, step=run.progress.step,
                             message=f"resuming at update {run.progress.step} (epoch {run.progress.epoch})"))
     return run_to_end(run, resumed=saved is not None)
+
+
+def prepare_ranked(request: RunRequest, config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None,
+                   on_event: Callable[[TrainEvent], None], ranks: Ranks) -> TrainingData:
+    """The run's data; with several processes rank 0 encodes the corpus first and the others
+    then read the same cache, so one SentencePiece model and one encoding serve all."""
+    def prepare() -> TrainingData:
+        return prepare_data(request.corpus_path, request.dev_path, request.guide_path, config, tokenizers, on_event,
+                            request.cache_dir)
+
+    data = prepare() if ranks.main else None
+    ranks.barrier()
+    return data if data is not None else prepare()
 
 
 def run_to_end(run: TrainingRun, resumed: bool) -> TrainResult:
@@ -418,6 +500,7 @@ def run_to_end(run: TrainingRun, resumed: bool) -> TrainResult:
             while stop is None and run.progress.epoch <= config.epochs:
                 stop = run.train_epoch()
             stop = stop or StopReason.EPOCHS
+            run.ranks.check_in_step(run.model)
             run.finish(stop)
         except KeyboardInterrupt:
             run.save_interrupted()

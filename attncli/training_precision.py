@@ -15,25 +15,34 @@ resumed run continues with the same arithmetic on any CPU.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from typing import TYPE_CHECKING
 
 from .config import TRAIN_PRECISIONS
 from .errors import OptionError
 from .hardware import has_bf16_matmul
 
+if TYPE_CHECKING:
+    import torch
 
-def resolve_train_precision(choice: str) -> str:
-    """"float32" or "bfloat16" for the option value `choice` (one of TRAIN_PRECISIONS) on this CPU."""
+
+def resolve_train_precision(choice: str, device: "torch.device | None" = None) -> str:
+    """"float32" or "bfloat16" for the option value `choice` (one of TRAIN_PRECISIONS) on this CPU,
+    or on `device` when it is a GPU (auto: bfloat16 where the GPU supports it)."""
     if choice not in TRAIN_PRECISIONS:
         raise OptionError(f"--train-precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {choice!r}.")
+    if choice == "auto" and device is not None and device.type == "cuda":
+        import torch
+
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
     if choice == "auto":
         return "bfloat16" if has_bf16_matmul() else "float32"
     return choice
 
 
-def autocast(precision: str) -> AbstractContextManager:
-    """The context a training forward pass runs in, for a resolved precision."""
+def autocast(precision: str, device: "torch.device | None" = None) -> AbstractContextManager:
+    """The context a training forward pass runs in, for a resolved precision, on `device` (CPU by default)."""
     if precision == "bfloat16":
         import torch
 
-        return torch.autocast("cpu", dtype=torch.bfloat16)
+        return torch.autocast(device.type if device is not None else "cpu", dtype=torch.bfloat16)
     return nullcontext()

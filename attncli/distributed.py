@@ -1,0 +1,205 @@
+"""Training on many processes (torchrun) and the device a run uses.
+
+`torchrun --nproc_per_node N -m attncli train ...` (or `attncli train --nproc N`, or several
+machines with torchrun's --nnodes and --rdzv-* options) starts one process per rank with RANK,
+WORLD_SIZE, LOCAL_RANK and the rendezvous address in the environment. `Ranks.join` joins the
+process group (gloo on CPU, NCCL on CUDA); without torchrun a run is a world of one that makes
+no collective call at all, so one-process training is exactly what it was.
+
+How the ranks share a run (data parallel, as DistributedDataParallel):
+  - every rank builds the same seeded epoch batches, with --batch-tokens x N tokens each, and
+    takes every N-th pair of each (`share`): the pairs are length-sorted, so the shares pad alike;
+  - each rank's loss is weighted by its share of the batch's target tokens (`weight`) and the
+    gradients are summed over ranks in one flat all-reduce, so N processes with --batch-tokens B
+    compute the update of one process with N x B;
+  - rank 0 alone validates, writes the model and the training state and shows progress; its
+    decisions (stop, learning-rate decay) are broadcast after every update, so all stop together;
+  - a stop request (Ctrl-C, SIGTERM) seen by any rank is agreed on at the next update boundary.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from .errors import OptionError
+
+DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+
+
+def resolve_device(name: str) -> torch.device:
+    """The torch device of --device; a CUDA device that is not there is a one-line error."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise OptionError(f"--device must be {DEVICES_HELP}, got {name!r}.") from None
+    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index is not None):
+        raise OptionError(f"--device must be {DEVICES_HELP}, got {name!r}.")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise OptionError(f"--device {name}: this machine has no CUDA GPU that PyTorch can use "
+                              f"(torch {torch.__version__}); use --device cpu.")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise OptionError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices.")
+    return device
+
+
+def threads_per_process() -> int:
+    """CPU threads for one training process: the cores shared among torchrun's processes on this
+    machine (LOCAL_WORLD_SIZE), all of them for a process alone."""
+    return max(1, (os.cpu_count() or 1) // int(os.environ.get("LOCAL_WORLD_SIZE", "1")))
+
+
+@dataclass(frozen=True)
+class Ranks:
+    """This process's place among the training processes; a world of one without torchrun."""
+
+    rank: int = 0
+    world: int = 1
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    @classmethod
+    def join(cls, device: torch.device) -> "Ranks":
+        """Join torchrun's process group when started by it (WORLD_SIZE > 1)."""
+        world = int(os.environ.get("WORLD_SIZE", "1"))
+        if world == 1:
+            return cls()
+        import torch.distributed as dist
+
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return cls(dist.get_rank(), dist.get_world_size())
+
+    @staticmethod
+    def local_device(device: torch.device) -> torch.device:
+        """Under torchrun each process on a machine takes its own GPU (LOCAL_RANK)."""
+        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
+            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
+        return device
+
+    def share(self, batch: Any) -> Any:
+        """This rank's pairs of a global batch: every world-th one, from its rank."""
+        return batch[self.rank::self.world] if self.world > 1 else batch
+
+    def weight(self, tokens: int) -> float:
+        """Factor on this rank's mean loss so that summed gradients are those of the global mean:
+        its tokens over the batch's tokens on all ranks."""
+        if self.world == 1:
+            return 1.0
+        return tokens / max(self.sum(tokens), 1)
+
+    def sum(self, value: int) -> int:
+        import torch.distributed as dist
+
+        total = torch.tensor([value], dtype=torch.int64)
+        dist.all_reduce(total)
+        return int(total.item())
+
+    def any(self, flag: bool) -> bool:
+        """True on every rank when `flag` is true on any."""
+        if self.world == 1:
+            return flag
+        return self.sum(int(flag)) > 0
+
+    def sum_gradients(self, model: torch.nn.Module) -> None:
+        """Replace each gradient by its sum over ranks: one flat all-reduce per update."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        grads = [p.grad if p.grad is not None else torch.zeros_like(p) for p in model.parameters()]
+        flat = torch.cat([g.reshape(-1) for g in grads])
+        dist.all_reduce(flat)
+        offset = 0
+        for parameter, grad in zip(model.parameters(), grads):
+            parameter.grad = flat[offset:offset + grad.numel()].view_as(grad)
+            offset += grad.numel()
+
+    def check_in_step(self, model: torch.nn.Module) -> None:
+        """Raise if the ranks' weights differ (they apply the same summed gradients, so they never
+        should: this guards the design, at the cost of one small all-gather)."""
+        if self.world == 1:
+            return
+        import torch.distributed as dist
+
+        with torch.no_grad():
+            mine = torch.stack([sum(p.double().sum() for p in model.parameters()),
+                                sum(p.double().square().sum() for p in model.parameters())]).cpu()
+        every = [torch.zeros_like(mine) for _ in range(self.world)]
+        dist.all_gather(every, mine)
+        if any(not torch.equal(other, every[0]) for other in every):
+            raise RuntimeError(f"the weights of the {self.world} training processes differ; please report this.")
+
+    def broadcast(self, value: Any) -> Any:
+        """Rank 0's `value` on every rank (a small picklable object: decisions, not tensors)."""
+        if self.world == 1:
+            return value
+        import torch.distributed as dist
+
+        box = [value]
+        dist.broadcast_object_list(box, src=0)
+        return box[0]
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            dist.barrier()
+
+    def leave(self) -> None:
+        if self.world > 1:
+            import torch.distributed as dist
+
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+
+def launch_processes(nproc: int, argv: list[str]) -> int:
+    """`attncli train --nproc N ...`: torchrun's launcher on this machine, running the same command
+    without --nproc in N processes; returns their exit status (130 when interrupted). A failing
+    process has said why on stderr; the launcher's own logging is kept quiet."""
+    if nproc < 1:
+        raise OptionError(f"--nproc must be at least 1, got {nproc}.")
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+        raise OptionError("--nproc: this process was itself started by torchrun; use one or the other.")
+    import logging
+
+    from torch.distributed.elastic.multiprocessing.api import SignalException
+    from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
+    from torch.distributed.run import get_args_parser, run
+
+    for name in list(logging.root.manager.loggerDict):       # the launcher's notices are not the user's business
+        if name.startswith("torch.distributed"):
+            logging.getLogger(name).setLevel(logging.CRITICAL)
+    os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
+    arguments = get_args_parser().parse_args(
+        ["--standalone", f"--nproc-per-node={nproc}", "-m", "attncli", *without_option(argv, "--nproc")])
+    try:
+        run(arguments)
+    except ChildFailedError as failed:
+        code = failed.get_first_failure()[1].exitcode
+        return code if code > 0 else 128 - code          # killed by a signal: 128 + its number
+    except SignalException:
+        return 130
+    return 0
+
+
+def without_option(argv: list[str], option: str) -> list[str]:
+    """`argv` without `option VALUE` or `option=VALUE`."""
+    kept, skip = [], False
+    for argument in argv:
+        if skip:
+            skip = False
+        elif argument == option:
+            skip = True
+        elif not argument.startswith(option + "="):
+            kept.append(argument)
+    return kept
