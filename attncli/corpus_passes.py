@@ -11,6 +11,7 @@ Both send "data" events (pairs, pairs/s, share of the file, time left) at most t
 
 from __future__ import annotations
 
+import math
 import random
 import time
 from collections import Counter
@@ -52,19 +53,39 @@ class PassMeter:
 
 
 class Reservoir:
-    """A seeded uniform random sample of at most `size` items of a stream (Vitter's algorithm R)."""
+    """A seeded uniform random sample of at most `size` pairs of a stream, with their positions.
+
+    Li's algorithm L: after the first `size` pairs, the gap to the next pair that enters the
+    sample is drawn directly, so the pairs passed over cost nothing (no random number, no object
+    per pair): reading a corpus of millions of pairs does a few thousand steps here."""
 
     def __init__(self, size: int, seed: str) -> None:
-        self.size, self.items, self.seen, self.rng = size, [], 0, random.Random(seed)
+        self.size, self.rng = size, random.Random(seed)
+        self.items: list[tuple[int, SentencePair]] = []
+        self.weight = 1.0
+        self.next = 0                  # position of the next pair to take
 
-    def offer(self, item) -> None:
-        self.seen += 1
-        if len(self.items) < self.size:
-            self.items.append(item)
-        else:
-            slot = self.rng.randrange(self.seen)
-            if slot < self.size:
-                self.items[slot] = item
+    def offer_block(self, first: int, sources: Sequence[str], targets: Sequence[str]) -> None:
+        """Offer the pairs of a block whose first pair has position `first`."""
+        end = first + len(sources)
+        while self.size and self.next < end:
+            position = self.next
+            pair = (position, SentencePair(sources[position - first], targets[position - first]))
+            if len(self.items) < self.size:
+                self.items.append(pair)
+                if len(self.items) < self.size:
+                    self.next += 1
+                else:
+                    self._step()
+            else:
+                self.items[self.rng.randrange(self.size)] = pair
+                self._step()
+
+    def _step(self) -> None:
+        """From the pair just taken, draw the weight and the gap to the next one to take."""
+        self.weight *= math.exp(math.log(1.0 - self.rng.random()) / self.size)
+        gap = math.floor(math.log(1.0 - self.rng.random()) / math.log(1.0 - self.weight)) if self.weight < 1.0 else 0
+        self.next += gap + 1
 
 
 class DuplicateCounter:
@@ -104,11 +125,8 @@ def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Call
     sample = Reservoir(sample_size, f"{seed}:sentencepiece")
     count = read = 0
     for sources, targets, read in read_blocks(path):
-        for position, pair in enumerate(map(SentencePair, sources, targets), start=count):
-            if dev.size:
-                dev.offer((position, pair))
-            if sample.size:
-                sample.offer((position, pair))
+        dev.offer_block(count, sources, targets)
+        sample.offer_block(count, sources, targets)
         count += len(sources)
         meter.tick(count, read)
     meter.tick(count, read, force=True)

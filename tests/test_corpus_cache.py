@@ -242,3 +242,22 @@ def test_blocks_read_what_lines_read_and_errors_keep_their_line(tmp_path):
     for size in (5, 1 << 20):
         with pytest.raises(CorpusError, match=r"c\.tsv:21: expected source<TAB>target, found no tab"):
             list(read_blocks(path, size))
+
+
+def test_the_reservoir_samples_uniformly():
+    """Algorithm L skips pairs without looking at them; every position must still be equally likely,
+    whatever the blocks are."""
+    from collections import Counter
+
+    from attncli.corpus_passes import Reservoir
+
+    hits: Counter[int] = Counter()
+    texts = [str(i) for i in range(40)]
+    for trial in range(4000):
+        reservoir = Reservoir(4, f"trial {trial}")
+        for start, end in ((0, 3), (3, 4), (4, 25), (25, 40)):
+            reservoir.offer_block(start, texts[start:end], texts[start:end])
+        assert sorted(position for position, _ in reservoir.items) == sorted({p for p, _ in reservoir.items})
+        assert all(pair.source == str(position) for position, pair in reservoir.items) and len(reservoir.items) == 4
+        hits.update(position for position, _ in reservoir.items)
+    assert 330 <= min(hits[i] for i in range(40)) and max(hits[i] for i in range(40)) <= 470   # 400 each, sd ~19
