@@ -7,6 +7,7 @@ Lines are split on "\\n" only, never on Unicode line separators, so line numbers
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,36 +60,65 @@ def parse_pair(line: str, path: Path | str, line_no: int) -> SentencePair:
 
 def iter_pairs(path: Path | str) -> Iterator[SentencePair]:
     """Stream the pairs of a corpus file; empty lines are skipped, anything else malformed stops."""
-    for sources, targets, _ in read_blocks(path):
-        yield from map(SentencePair, sources, targets)
+    for block in read_blocks(path):
+        yield from map(SentencePair, block.sources, block.targets)
 
 
 BLOCK_BYTES = 1 << 22
 
 
-def read_blocks(path: Path | str, block_bytes: int = BLOCK_BYTES) -> Iterator[tuple[list[str], list[str], int]]:
-    """The pairs of a corpus file in blocks of whole lines: (sources, targets, bytes read so far).
+@dataclass(frozen=True)
+class FilePoint:
+    """A place in a corpus file at the start of a line: byte offset, lines and pairs before it."""
+
+    offset: int = 0
+    lines: int = 0
+    pairs: int = 0
+
+
+@dataclass
+class Block:
+    """The pairs of consecutive whole lines of a corpus file, and the point just after them."""
+
+    sources: list[str]
+    targets: list[str]
+    end: FilePoint
+
+
+def read_blocks(path: Path | str, block_bytes: int | None = None, start: FilePoint = FilePoint(),
+                stop: int | None = None) -> Iterator[Block]:
+    """The pairs of a corpus file (from `start` to byte `stop`, a line start; default: all of it)
+    in blocks of whole lines.
 
     A block is decoded and split at once (several times faster than line by line); a block with
     anything unusual (a blank line, bad UTF-8, a wrong number of tabs) is read line by line,
     so errors name their line exactly as `iter_pairs` always did."""
     path = Path(path)
     check_readable_file(path)
-    read, lines_before, rest = 0, 0, b""
+    block_bytes = block_bytes or BLOCK_BYTES
+    point, rest = start, b""
     try:
         with open(path, "rb") as handle:
-            while chunk := handle.read(block_bytes):
-                read += len(chunk)
+            handle.seek(start.offset)
+            left = math.inf if stop is None else stop - start.offset
+            while left > 0 and (chunk := handle.read(int(min(block_bytes, left)))):
+                left -= len(chunk)
                 data = rest + chunk
                 cut = data.rfind(b"\n") + 1           # just after the last whole line; 0: none ends here yet
                 rest = data[cut:]
                 if cut:
-                    yield *_parse_block(data[:cut], path, lines_before), read
-                    lines_before += data.count(b"\n", 0, cut)
+                    point, block = _block(data[:cut], path, point)
+                    yield block
             if rest:
-                yield *_parse_block(rest, path, lines_before), read
+                yield _block(rest, path, point)[1]
     except OSError as exc:
         raise CorpusError(f"{path}: cannot read ({exc.strerror or exc}).") from None
+
+
+def _block(data: bytes, path: Path, point: FilePoint) -> tuple[FilePoint, Block]:
+    sources, targets = _parse_block(data, path, point.lines)
+    end = FilePoint(point.offset + len(data), point.lines + data.count(b"\n"), point.pairs + len(sources))
+    return end, Block(sources, targets, end)
 
 
 def _parse_block(block: bytes, path: Path, lines_before: int) -> tuple[list[str], list[str]]:

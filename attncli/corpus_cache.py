@@ -1,5 +1,5 @@
 """The encoded corpus on disk: training pairs as piece ids in flat binary arrays that training reads
-memory-mapped, so memory does not grow with the corpus; kept for the next run on the same data.
+pair by pair (pread), so memory does not grow with the corpus; kept for the next run on the same data.
 
 A cache folder holds (this module is the one owner of the layout):
 
@@ -161,6 +161,33 @@ class CacheBuilder:
             self.ends["guides"] += int(sizes.sum())
         self.pairs += len(src)
 
+    def flush(self) -> None:
+        """Write out what the files buffer (so they can be read while building)."""
+        try:
+            for handle in self.files.values():
+                handle.flush()
+        except OSError as exc:
+            self.abort()
+            raise _cannot_write(self.root, exc) from None
+
+    def append_part(self, part: Path, pairs: int, ends: dict[str, int], block: int = 1 << 22) -> None:
+        """Append the pairs another builder wrote into folder `part` (uncommitted, flushed): ids
+        and lengths as they are, offsets moved by what this folder holds already."""
+        for name in self.files:
+            side = name.split(".")[0]
+            kind = np.int64 if name.endswith(".offsets") else None
+            with open(part / name, "rb") as source:
+                if kind is not None:
+                    source.seek(8)                         # the part's leading 0
+                while data := source.read(block):
+                    if kind is None:
+                        self._write(name, np.frombuffer(data, dtype=np.uint8))
+                    else:
+                        self._write(name, np.frombuffer(data, dtype=kind) + self.ends[side])
+        for side, added in ends.items():
+            self.ends[side] += added
+        self.pairs += pairs
+
     def commit(self, meta: dict[str, Any], src_spm: bytes, tgt_spm: bytes,
                held_out: Sequence[SentencePair] | None) -> Path:
         """Finish the files, write the models, the dev pairs and meta.json; rename into place."""
@@ -266,51 +293,93 @@ def find(root: Path, data: dict[str, Any], accept: Callable[[dict[str, Any]], bo
     return None
 
 
+class ArrayFile:
+    """One array file of a cache, read by position with pread: nothing is mapped, so reading
+    pairs all over a large cache does not make them part of this process's memory (memory-mapped
+    pages would count in its resident size until the kernel drops them)."""
+
+    def __init__(self, path: Path, dtype: Any) -> None:
+        self.dtype = np.dtype(dtype)
+        self.fd = os.open(path, os.O_RDONLY)
+        self.length = os.fstat(self.fd).st_size // self.dtype.itemsize
+
+    def __len__(self) -> int:
+        return self.length
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        """(count,) elements from element `start`."""
+        data = os.pread(self.fd, int(count) * self.dtype.itemsize, int(start) * self.dtype.itemsize)
+        return np.frombuffer(data, dtype=self.dtype)
+
+    def __del__(self) -> None:
+        if hasattr(self, "fd"):
+            os.close(self.fd)
+
+
+class MemoryArray:
+    """An array in memory with ArrayFile's `read` (tests compare the two paths)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array = np.asarray(array)
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def read(self, start: int, count: int) -> np.ndarray:
+        return self.array[start:start + count]
+
+
 @dataclass
 class EncodedPairs:
     """Training pairs as piece ids: lengths in memory, ids (and guide lines) read on demand from
-    memory-mapped arrays, so memory does not grow with the corpus."""
+    the cache's files, so memory does not grow with the corpus."""
 
     src_lengths: np.ndarray        # (pairs,) pieces of each source
     tgt_lengths: np.ndarray        # (pairs,) pieces of each target
-    src_ids: np.ndarray            # (all source pieces,) concatenated
-    tgt_ids: np.ndarray
-    src_offsets: np.ndarray        # (pairs + 1,) int64
-    tgt_offsets: np.ndarray
-    hashes: np.ndarray             # (pairs,) uint64, pair_hashes of each pair
+    src_ids: ArrayFile | MemoryArray          # (all source pieces,) concatenated
+    tgt_ids: ArrayFile | MemoryArray
+    src_offsets: ArrayFile | MemoryArray      # (pairs + 1,) int64
+    tgt_offsets: ArrayFile | MemoryArray
+    hashes: ArrayFile | MemoryArray           # (pairs,) uint64, pair_hashes of each pair
     skipped: int = 0               # pairs left out for --max-len
-    guide_text: np.ndarray | None = None      # (bytes,) uint8: Pharaoh lines, concatenated
-    guide_offsets: np.ndarray | None = None   # (pairs + 1,) int64
+    guide_text: ArrayFile | MemoryArray | None = None      # (bytes,) uint8: Pharaoh lines, concatenated
+    guide_offsets: ArrayFile | MemoryArray | None = None   # (pairs + 1,) int64
 
     @classmethod
     def open(cls, folder: Path, meta: dict[str, Any]) -> "EncodedPairs":
-        def mapped(name: str, dtype: str | type) -> np.ndarray:
-            if meta["files"][name]["size"] == 0:
-                return np.zeros(0, dtype=dtype)
-            return np.memmap(folder / name, dtype=dtype, mode="r")
-
         guides = "guides.text" in meta["files"]
         return cls(np.fromfile(folder / "src.lengths", dtype=meta["length_dtype"]),
                    np.fromfile(folder / "tgt.lengths", dtype=meta["length_dtype"]),
-                   mapped("src.ids", meta["token_dtype"]), mapped("tgt.ids", meta["token_dtype"]),
-                   mapped("src.offsets", np.int64), mapped("tgt.offsets", np.int64), mapped("hashes", np.uint64),
-                   meta["skipped"], mapped("guides.text", np.uint8) if guides else None,
-                   mapped("guides.offsets", np.int64) if guides else None)
+                   ArrayFile(folder / "src.ids", meta["token_dtype"]), ArrayFile(folder / "tgt.ids", meta["token_dtype"]),
+                   ArrayFile(folder / "src.offsets", np.int64), ArrayFile(folder / "tgt.offsets", np.int64),
+                   ArrayFile(folder / "hashes", np.uint64), meta["skipped"],
+                   ArrayFile(folder / "guides.text", np.uint8) if guides else None,
+                   ArrayFile(folder / "guides.offsets", np.int64) if guides else None)
+
+    def in_memory(self) -> "EncodedPairs":
+        """The same pairs with every array read into memory."""
+        def load(part: Any) -> Any:
+            return MemoryArray(part.read(0, len(part))) if isinstance(part, ArrayFile) else part
+
+        return EncodedPairs(*(load(getattr(self, name)) for name in self.__dataclass_fields__))
 
     def __len__(self) -> int:
         return len(self.src_lengths)
 
     def src(self, index: int) -> list[int]:
-        return self.src_ids[self.src_offsets[index]:self.src_offsets[index + 1]].tolist()
+        start, end = self.src_offsets.read(index, 2)
+        return self.src_ids.read(start, end - start).tolist()
 
     def tgt(self, index: int) -> list[int]:
-        return self.tgt_ids[self.tgt_offsets[index]:self.tgt_offsets[index + 1]].tolist()
+        start, end = self.tgt_offsets.read(index, 2)
+        return self.tgt_ids.read(start, end - start).tolist()
 
     def guide(self, index: int) -> str | None:
         """Pair `index`'s Pharaoh line, or None without guide alignments."""
         if self.guide_text is None or self.guide_offsets is None:
             return None
-        return self.guide_text[self.guide_offsets[index]:self.guide_offsets[index + 1]].tobytes().decode()
+        start, end = self.guide_offsets.read(index, 2)
+        return self.guide_text.read(start, end - start).tobytes().decode()
 
     def count_shared(self, hashes: np.ndarray, chunk: int = 1 << 20) -> int:
         """How many of the pairs with `hashes` (pair_hashes) are also training pairs, reading
@@ -318,6 +387,6 @@ class EncodedPairs:
         wanted = np.unique(hashes)
         found: list[np.ndarray] = []
         for start in range(0, len(self.hashes), chunk):
-            block = np.asarray(self.hashes[start:start + chunk])
+            block = self.hashes.read(start, chunk)
             found.append(block[np.isin(block, wanted)])
         return int(np.isin(hashes, np.concatenate(found) if found else wanted[:0]).sum())

@@ -12,10 +12,11 @@ Both send "data" events (pairs, pairs/s, share of the file, time left) at most t
 from __future__ import annotations
 
 import math
+import os
 import random
+import shutil
 import time
 from collections import Counter
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Iterator, Sequence
@@ -23,7 +24,7 @@ from typing import Callable, Iterator, Sequence
 import numpy as np
 
 from .alignment import parse_pharaoh
-from .corpus import SentencePair, check_readable_file, decode_line, read_blocks
+from .corpus import FilePoint, SentencePair, check_readable_file, decode_line, read_blocks
 from .corpus_cache import CacheBuilder, pair_hashes
 from .errors import CorpusError
 from .events import TrainEvent
@@ -116,6 +117,7 @@ class CorpusScan:
     pairs: int                                 # pairs in the file
     held_out: dict[int, SentencePair]          # position -> pair: the dev pairs (empty with --dev)
     sample: list[SentencePair]                 # training pairs to train SentencePiece on
+    points: list[FilePoint]                    # the end of every block read: where pass 2 may split the file
 
 
 def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Callable[[TrainEvent], None]) -> CorpusScan:
@@ -123,13 +125,15 @@ def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Call
     meter = PassMeter("reading", path, on_event)
     dev = Reservoir(DEV_LIMIT if hold_out else 0, f"{seed}:dev")
     sample = Reservoir(sample_size, f"{seed}:sentencepiece")
-    count = read = 0
-    for sources, targets, read in read_blocks(path):
-        dev.offer_block(count, sources, targets)
-        sample.offer_block(count, sources, targets)
-        count += len(sources)
-        meter.tick(count, read)
-    meter.tick(count, read, force=True)
+    points: list[FilePoint] = []
+    for block in read_blocks(path):
+        first = points[-1].pairs if points else 0
+        dev.offer_block(first, block.sources, block.targets)
+        sample.offer_block(first, block.sources, block.targets)
+        points.append(block.end)
+        meter.tick(block.end.pairs, block.end.offset)
+    count = points[-1].pairs if points else 0
+    meter.tick(count, points[-1].offset if points else 0, force=True)
     if count == 0:
         raise CorpusError(f"{path}: no source<TAB>target pairs in the file.")
     held_out: dict[int, SentencePair] = {}
@@ -138,7 +142,7 @@ def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Call
             raise CorpusError("the corpus needs at least two pairs to hold one out for --dev.")
         dev.rng.shuffle(dev.items)
         held_out = dict(sorted(dev.items[:max(1, min(DEV_LIMIT, int(count * DEV_FRACTION)))]))
-    return CorpusScan(count, held_out, [pair for position, pair in sample.items if position not in held_out])
+    return CorpusScan(count, held_out, [pair for position, pair in sample.items if position not in held_out], points)
 
 
 def guide_lines(path: Path | None, pairs: int) -> Iterator[str | None]:
@@ -169,56 +173,153 @@ class EncodeCounts:
 
 
 def encode(path: Path, corpus: CorpusScan, tokenizers: tuple[Tokenizer, Tokenizer], max_len: int,
-           guide_path: Path | None, builder: CacheBuilder, on_event: Callable[[TrainEvent], None]) -> EncodeCounts:
+           guide_path: Path | None, builder: CacheBuilder, on_event: Callable[[TrainEvent], None],
+           workers: int | None = None) -> EncodeCounts:
     """Pass 2: tokenize every training pair (not held out, at most `max_len` pieces a side) into
     `builder`, with its guide line; the guide file is read alongside and checked to the end.
 
-    SentencePiece encodes chunk k on its own threads (it releases the GIL) while this thread
-    reads and splits the text of chunk k+1 and stores chunk k-1: both cores stay busy."""
+    The file is cut into `workers` ranges (default: one per core for files of PARALLEL_BYTES or
+    more, without guide alignments) encoded by as many processes; their parts are appended in
+    file order, so the cache is the same whatever the number of workers."""
     meter = PassMeter("encoding", path, on_event)
-    counts, repeats = EncodeCounts(), DuplicateCounter()
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pending = None
-        for sources, targets, guides, read in _training_chunks(path, corpus, guide_path):
-            encoded = pool.submit(_tokenize, tokenizers, sources, targets)
-            if pending is not None:
-                _store(*pending[0].result(), pending[1], max_len, builder, counts, repeats)
-                meter.tick(counts.kept + counts.skipped, pending[2])
-            pending = (encoded, guides, read)
-        if pending is not None:
-            _store(*pending[0].result(), pending[1], max_len, builder, counts, repeats)
-            meter.tick(counts.kept + counts.skipped, pending[2], force=True)
-    counts.duplicates = repeats.duplicates()
+    if workers is None:
+        big = path.stat().st_size >= PARALLEL_BYTES and guide_path is None
+        workers = min(os.cpu_count() or 1, MAX_WORKERS) if big else 1
+    if workers > 1 and guide_path is None and len(corpus.points) > 1:
+        counts = _encode_in_processes(path, corpus, tokenizers, max_len, builder, meter, workers)
+    else:
+        counts = EncodeCounts()
+        for sources, targets, guides, point in _training_chunks(path, corpus, guide_path, FilePoint(), None):
+            _store(*_tokenize(tokenizers, sources, targets), guides, max_len, builder, counts)
+            meter.tick(counts.kept + counts.skipped, point.offset)
+    meter.tick(counts.kept + counts.skipped, path.stat().st_size, force=True)
+    counts.duplicates = count_duplicates(builder)
     return counts
 
 
-def _training_chunks(path: Path, corpus: CorpusScan,
-                     guide_path: Path | None) -> Iterator[tuple[list[str], list[str], list[str | None], int]]:
-    """(sources, targets, guide lines, bytes read) of the pairs not held out, ENCODE_CHUNK at a time."""
+PARALLEL_BYTES = 64 << 20   # smaller files are encoded in this process (starting workers costs ~1 s)
+MAX_WORKERS = 8
+
+
+def count_duplicates(builder: CacheBuilder, chunk: int = 1 << 20) -> int:
+    """Repeated pairs among those written, from the hashes file, in bounded memory."""
+    repeats = DuplicateCounter()
+    builder.flush()
+    for start in range(0, builder.pairs, chunk):
+        repeats.add(np.fromfile(builder.folder / "hashes", dtype=np.uint64, count=chunk, offset=8 * start))
+    return repeats.duplicates()
+
+
+def _training_chunks(path: Path, corpus: CorpusScan, guide_path: Path | None, start: FilePoint,
+                     stop: int | None) -> Iterator[tuple[list[str], list[str], list[str | None], FilePoint]]:
+    """(sources, targets, guide lines, the point reached) of the pairs not held out, ENCODE_CHUNK at a time."""
     guides = guide_lines(guide_path, corpus.pairs)
-    position = 0
-    for sources, targets, read in read_blocks(path):
-        lines = [next(guides) for _ in sources]
-        keep = [i for i in range(len(sources)) if position + i not in corpus.held_out]
-        position += len(sources)
-        for start in range(0, len(keep), ENCODE_CHUNK):
-            part = keep[start:start + ENCODE_CHUNK]
-            yield [sources[i] for i in part], [targets[i] for i in part], [lines[i] for i in part], read
-    next(guides)                       # reads the guide file to its end: checks its line count
+    for block in read_blocks(path, start=start, stop=stop):
+        first = block.end.pairs - len(block.sources)
+        lines = [next(guides) for _ in block.sources]
+        keep = [i for i in range(len(block.sources)) if first + i not in corpus.held_out]
+        for begin in range(0, len(keep), ENCODE_CHUNK):
+            part = keep[begin:begin + ENCODE_CHUNK]
+            yield ([block.sources[i] for i in part], [block.targets[i] for i in part], [lines[i] for i in part],
+                   block.end)
+    if stop is None:
+        next(guides)                   # reads the guide file to its end: checks its line count
 
 
-def _tokenize(tokenizers: tuple[Tokenizer, Tokenizer], sources: list[str], targets: list[str]) -> tuple[list, list]:
-    return tokenizers[0].encode_batch(sources), tokenizers[1].encode_batch(targets)
+def _tokenize(tokenizers: tuple[Tokenizer, Tokenizer], sources: list[str], targets: list[str],
+              threads: int = -1) -> tuple[list, list]:
+    return tokenizers[0].encode_batch(sources, threads), tokenizers[1].encode_batch(targets, threads)
 
 
 def _store(src: list[list[int]], tgt: list[list[int]], guides: list[str | None], max_len: int,
-           builder: CacheBuilder, counts: EncodeCounts, repeats: DuplicateCounter) -> None:
-    """Count a chunk's duplicates; append its pairs of at most `max_len` pieces a side to the cache."""
-    hashes, total = pair_hashes(src, tgt), len(src)
-    repeats.add(hashes)
+           builder: CacheBuilder, counts: EncodeCounts) -> None:
+    """Append a chunk's pairs of at most `max_len` pieces a side to the cache."""
+    total = len(src)
     keep = [i for i in range(total) if len(src[i]) <= max_len and len(tgt[i]) <= max_len]
     if len(keep) < total:
-        src, tgt, guides, hashes = [src[i] for i in keep], [tgt[i] for i in keep], [guides[i] for i in keep], hashes[keep]
-    builder.add(src, tgt, hashes, [line or "" for line in guides] if builder.guides else None)
+        src, tgt, guides = [src[i] for i in keep], [tgt[i] for i in keep], [guides[i] for i in keep]
+    builder.add(src, tgt, pair_hashes(src, tgt), [line or "" for line in guides] if builder.guides else None)
     counts.kept += len(keep)
     counts.skipped += total - len(keep)
+
+
+def _split(points: list[FilePoint], parts: int) -> list[tuple[FilePoint, int]]:
+    """At most `parts` ranges (start, stop byte) of about equal size, cut at block ends."""
+    size = points[-1].offset
+    cuts = sorted({min(points, key=lambda p: abs(p.offset - size * k / parts)) for k in range(1, parts)},
+                  key=lambda p: p.offset)
+    starts = [FilePoint()] + [cut for cut in cuts if 0 < cut.offset < size]
+    return [(start, stop.offset) for start, stop in zip(starts, starts[1:] + [points[-1]])]
+
+
+@dataclass
+class _Range:
+    """What one encoding process needs (picklable: it crosses to a spawned process)."""
+
+    path: Path
+    start: FilePoint
+    stop: int
+    held_out: dict[int, SentencePair]
+    protos: tuple[bytes, bytes]
+    joint: bool
+    max_len: int
+    root: Path
+    vocab_size: int
+    slot: int
+
+
+_PROGRESS = None    # in an encoding process: the shared array of (bytes, pairs) per range
+
+
+def _start_worker(progress) -> None:
+    global _PROGRESS
+    _PROGRESS = progress
+
+
+def _encode_range(task: _Range) -> tuple[Path, int, int, dict[str, int]]:
+    """In an encoding process: one range of the file into a part folder; (folder, kept, skipped, ends)."""
+    src_tok = Tokenizer(task.protos[0])
+    tokenizers = (src_tok, src_tok if task.joint else Tokenizer(task.protos[1]))
+    builder = CacheBuilder(task.root, task.vocab_size, task.max_len, guides=False)
+    counts = EncodeCounts()
+    corpus = CorpusScan(0, task.held_out, [], [])
+    for sources, targets, guides, point in _training_chunks(task.path, corpus, None, task.start, task.stop):
+        _store(*_tokenize(tokenizers, sources, targets, threads=1), guides, task.max_len, builder, counts)
+        if _PROGRESS is not None:
+            _PROGRESS[2 * task.slot], _PROGRESS[2 * task.slot + 1] = point.offset - task.start.offset, counts.kept + counts.skipped
+    builder.flush()
+    return builder.folder, counts.kept, counts.skipped, dict(builder.ends)
+
+
+def _encode_in_processes(path: Path, corpus: CorpusScan, tokenizers: tuple[Tokenizer, Tokenizer], max_len: int,
+                         builder: CacheBuilder, meter: PassMeter, workers: int) -> EncodeCounts:
+    """Encode the ranges of the file in `workers` spawned processes (the parent may hold torch's
+    threads: spawn, never fork), showing their progress; append their parts in order."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor, wait
+
+    ranges = _split(corpus.points, workers)
+    context = multiprocessing.get_context("spawn")
+    progress = context.Array("q", 2 * len(ranges), lock=False)
+    tasks = [_Range(path, start, stop, {p: pair for p, pair in corpus.held_out.items() if start.pairs <= p},
+                    (tokenizers[0].model_proto, tokenizers[1].model_proto), tokenizers[0] is tokenizers[1], max_len,
+                    builder.root, max(len(tokenizers[0]), len(tokenizers[1])), slot)
+             for slot, (start, stop) in enumerate(ranges)]
+    with ProcessPoolExecutor(len(tasks), mp_context=context, initializer=_start_worker, initargs=(progress,)) as pool:
+        futures = [pool.submit(_encode_range, task) for task in tasks]
+        while wait(futures, timeout=0.5).not_done:
+            meter.tick(sum(progress[1::2]), sum(progress[0::2]))
+    failures = [future.exception() for future in futures if future.exception() is not None]
+    parts = [future.result() for future in futures if future.exception() is None]
+    counts = EncodeCounts()
+    try:
+        if failures:
+            raise failures[0]
+        for folder, kept, skipped, ends in parts:
+            builder.append_part(folder, kept, ends)
+            counts.kept += kept
+            counts.skipped += skipped
+    finally:
+        for folder, *_ in parts:
+            shutil.rmtree(folder, ignore_errors=True)
+    return counts

@@ -155,11 +155,13 @@ class Ranks:
             dist.barrier()
 
     def leave(self) -> None:
+        """Leave the process group once every rank is done (a rank that left early could make
+        another's teardown abort)."""
         if self.world > 1:
             import torch.distributed as dist
 
-            if dist.is_initialized():
-                dist.destroy_process_group()
+            dist.barrier()
+            dist.destroy_process_group()
 
 
 def launch_processes(nproc: int, argv: list[str]) -> int:

@@ -75,9 +75,10 @@ class Tokenizer:
     def encode(self, text: str) -> list[int]:
         return self.encode_words(text.split())[0]
 
-    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
-        """Piece ids of many texts at once (one call into SentencePiece: fast for corpora)."""
-        return [ids if ids else [UNK_ID] for ids in self.processor.encode(list(texts))]
+    def encode_batch(self, texts: Sequence[str], threads: int = -1) -> list[list[int]]:
+        """Piece ids of many texts at once (one call into SentencePiece: fast for corpora), on
+        `threads` threads (-1: SentencePiece's choice)."""
+        return [ids if ids else [UNK_ID] for ids in self.processor.encode(list(texts), num_threads=threads)]
 
     def word_of_pieces(self, ids: Sequence[int]) -> list[int]:
         """Word index of each piece of a whole-sentence encoding: a piece starting with "▁" opens a word."""

@@ -406,7 +406,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     `init_from` (a model folder or shipped name) fine-tunes that model: its weights are the start,
     its SentencePiece models and architecture replace those of `config`.
     The corpus is encoded once into `cache_dir` (default: corpus_cache.default_root()) and read
-    from there memory-mapped; a later run on the same corpus reuses it.
+    from there pair by pair; a later run on the same corpus reuses it.
     `device` is distributed.resolve_device's choice; started by torchrun, the processes train
     one model together (distributed.py) and only rank 0 reports through `on_event`.
     """
@@ -418,10 +418,13 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     torch_device = resolve_device(device)
     ranks = Ranks.join(torch_device)
     try:
-        return _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks,
-                             ranks.local_device(torch_device))
-    finally:
-        ranks.leave()
+        result = _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks,
+                               ranks.local_device(torch_device))
+    except TrainingInterrupted:
+        ranks.leave()              # all ranks stopped at the same update (a failed rank: torchrun stops the rest)
+        raise
+    ranks.leave()
+    return result
 
 
 def _train_joined(request: RunRequest, config: TrainConfig, on_event: Callable[[TrainEvent], None],

@@ -1,4 +1,4 @@
-"""The data of a training run: the encoded corpus (cached on disk, memory-mapped), the dev set,
+"""The data of a training run: the encoded corpus (cached on disk, read pair by pair), the dev set,
 the tokenizers, and the recipe for this corpus size.
 
 `prepare_data` is the whole pipeline, run once before the first update; `make_training_batch`

@@ -101,16 +101,14 @@ def train_hashes_differ(data) -> bool:
     """Distinct encoded pairs get distinct hashes (no collision among these few hundred)."""
     train = data.train
     encoded = {(tuple(train.src(i)), tuple(train.tgt(i))) for i in range(len(train))}
-    return len(set(np.asarray(train.hashes).tolist())) == len(encoded)
+    return len(set(train.hashes.read(0, len(train)).tolist())) == len(encoded)
 
 
 def test_training_from_the_memory_map_equals_training_from_memory(tmp_path, corpus_files, monkeypatch):
     train(corpus_files[0], corpus_files[1], tmp_path / "mapped", QUICK, cache_dir=tmp_path / "cache")
 
     def in_memory(folder, meta):
-        mapped = opened(folder, meta)
-        return EncodedPairs(*(np.array(value) if isinstance(value, np.ndarray) else value
-                              for value in (getattr(mapped, name) for name in mapped.__dataclass_fields__)))
+        return opened(folder, meta).in_memory()
 
     opened = EncodedPairs.open
     monkeypatch.setattr(EncodedPairs, "open", staticmethod(in_memory))
@@ -236,7 +234,7 @@ def test_blocks_read_what_lines_read_and_errors_keep_their_line(tmp_path):
     expected = [parse_pair(decode_line(line.encode(), path, n), path, n)
                 for n, line in enumerate(lines, start=1) if line.strip()]
     for size in (1, 7, 64, 1 << 20):
-        got = [(s, t) for sources, targets, _ in read_blocks(path, size) for s, t in zip(sources, targets)]
+        got = [(s, t) for block in read_blocks(path, size) for s, t in zip(block.sources, block.targets)]
         assert got == [(p.source, p.target) for p in expected]
     path.write_bytes("\n".join(lines[:20] + ["sin tabulador"] + lines[20:]).encode())
     for size in (5, 1 << 20):
@@ -261,3 +259,26 @@ def test_the_reservoir_samples_uniformly():
         assert all(pair.source == str(position) for position, pair in reservoir.items) and len(reservoir.items) == 4
         hits.update(position for position, _ in reservoir.items)
     assert 330 <= min(hits[i] for i in range(40)) and max(hits[i] for i in range(40)) <= 470   # 400 each, sd ~19
+
+
+def test_encoding_processes_write_what_one_process_writes(tmp_path, corpus_files, monkeypatch):
+    """Pass 2 cut into ranges for spawned processes gives the very files one process gives."""
+    from attncli import corpus as corpus_module
+    from attncli import corpus_passes
+    from attncli.corpus_cache import CacheBuilder
+    from attncli.tokenizer import Tokenizer
+
+    monkeypatch.setattr(corpus_module, "BLOCK_BYTES", 1500)          # several blocks: places to cut
+    path = corpus_files[0]
+    scan = corpus_passes.scan(path, 1, True, 1000, lambda event: None)
+    assert len(scan.points) > 4 and len(scan.held_out) == 3
+    tokenizer = Tokenizer.train((text for pair in scan.sample for text in (pair.source, pair.target)), 300)
+    folders = []
+    for workers in (1, 3):
+        builder = CacheBuilder(tmp_path / f"w{workers}", len(tokenizer), 12, guides=False)
+        counts = corpus_passes.encode(path, scan, (tokenizer, tokenizer), 12, None, builder, lambda event: None, workers)
+        folders.append(builder.commit({"data": {}, "skipped": counts.skipped}, tokenizer.model_proto, tokenizer.model_proto, None))
+        assert counts.skipped > 0
+    one, many = (json.loads((folder / corpus_cache.META).read_text()) for folder in folders)
+    assert one["files"] == many["files"] and one["pairs"] == many["pairs"] > 100
+    assert [p.name for p in (tmp_path / "w3").iterdir()] == [folders[1].name]      # the parts are gone
