@@ -47,6 +47,7 @@ KEEP = 3                      # cache folders kept; the least recently used beyo
 META = "meta.json"
 BUILDING = ".building-"       # prefix of folders being written
 CRC_BLOCK = 1 << 22
+IN_MEMORY_BYTES = 256 << 20   # a cache this small is read into memory; larger ones pair by pair (pread)
 
 
 def default_root() -> Path:
@@ -347,14 +348,17 @@ class EncodedPairs:
 
     @classmethod
     def open(cls, folder: Path, meta: dict[str, Any]) -> "EncodedPairs":
+        """The pairs of a cache folder; read into memory when its arrays take at most
+        IN_MEMORY_BYTES (a batch then costs ~1.5 ms less to gather than with pread)."""
         guides = "guides.text" in meta["files"]
-        return cls(np.fromfile(folder / "src.lengths", dtype=meta["length_dtype"]),
+        pairs = cls(np.fromfile(folder / "src.lengths", dtype=meta["length_dtype"]),
                    np.fromfile(folder / "tgt.lengths", dtype=meta["length_dtype"]),
                    ArrayFile(folder / "src.ids", meta["token_dtype"]), ArrayFile(folder / "tgt.ids", meta["token_dtype"]),
                    ArrayFile(folder / "src.offsets", np.int64), ArrayFile(folder / "tgt.offsets", np.int64),
                    ArrayFile(folder / "hashes", np.uint64), meta["skipped"],
                    ArrayFile(folder / "guides.text", np.uint8) if guides else None,
                    ArrayFile(folder / "guides.offsets", np.int64) if guides else None)
+        return pairs.in_memory() if sum(entry["size"] for entry in meta["files"].values()) <= IN_MEMORY_BYTES else pairs
 
     def in_memory(self) -> "EncodedPairs":
         """The same pairs with every array read into memory."""

@@ -135,12 +135,14 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
         on_event(TrainEvent("start", message=f"training SentencePiece ({vocab_size:,} pieces, {len(scan.sample):,} pairs)"))
         tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=vocab_size))
     scan.sample.clear()                                   # SentencePiece has it; free it before encoding
-    builder = CacheBuilder(root, len(tokenizers[1]) if tokenizers[0] is tokenizers[1] else
-                           max(len(tokenizers[0]), len(tokenizers[1])), config.max_len, guide_path is not None)
-    counts = corpus_passes.encode(corpus_path, scan, tokenizers, config.max_len, guide_path, builder, on_event)
-    if counts.kept == 0:
+    builder = CacheBuilder(root, max(len(tokenizer) for tokenizer in tokenizers), config.max_len, guide_path is not None)
+    try:
+        counts = corpus_passes.encode(corpus_path, scan, tokenizers, config.max_len, guide_path, builder, on_event)
+        if counts.kept == 0:
+            raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
+    except BaseException:                                 # a bad guide line, Ctrl-C: nothing half-written stays
         builder.abort()
-        raise CorpusError(f"{corpus_path}: no pair is at most {config.max_len} pieces long (--max-len).")
+        raise
     meta = {"data": data, "tokenizers": wanted(train_pairs), "train_pairs": train_pairs,
             "skipped": counts.skipped, "duplicates": counts.duplicates}
     held_out = list(scan.held_out.values()) if data["held_out_dev"] else None

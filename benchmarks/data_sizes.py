@@ -29,13 +29,15 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from attncli.config import TrainConfig
-from attncli.recipe import complete_recipe
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # this tree's attncli, not an installed one
+from attncli.config import TrainConfig  # noqa: E402
+from attncli.recipe import complete_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
 JOEY_DIR = ROOT.parent / "shared" / "peers" / "joey"
-ATTNCLI = str(Path(sys.executable).parent / "attncli")
+ATTNCLI = [sys.executable, "-m", "attncli"]          # this tree's attncli (a snapshot's, when run from one)
+ATTNCLI_ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 DEFAULT_SIZES = ["2000:5", "10000:8", "30000:15", "0:30"]
 HELD_OUT_DEV = 1000          # fr-en dev pairs taken out of the training file
 
@@ -76,13 +78,13 @@ def recipe_vocab(pairs: int) -> int:
 
 def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: float, folder: Path,
                 threads: int) -> dict:
-    command = [ATTNCLI, "train", str(train), "--dev", str(dev), "--out", str(folder), "--overwrite",
+    command = [*ATTNCLI, "train", str(train), "--dev", str(dev), "--out", str(folder), "--overwrite",
                "--max-minutes", str(minutes), "--threads", str(threads), *options]
     log(f"{folder.name}: {' '.join(command[1:])}")
     with open(folder.with_suffix(".log"), "w") as log_file:
-        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log_file, check=True)
-    scores = subprocess.run([ATTNCLI, "evaluate", str(dev), "--model", str(folder), "--beam", "5", "--json",
-                             "--threads", str(threads)], capture_output=True, text=True, check=True)
+        subprocess.run(command, stdout=subprocess.DEVNULL, stderr=log_file, check=True, env=ATTNCLI_ENV)
+    scores = subprocess.run([*ATTNCLI, "evaluate", str(dev), "--model", str(folder), "--beam", "5", "--json",
+                             "--threads", str(threads)], capture_output=True, text=True, check=True, env=ATTNCLI_ENV)
     result = json.loads(scores.stdout)
     log(f"{folder.name}: BLEU {result['bleu']:.2f}")
     return {"name": name, "bleu": result["bleu"], "chrf": result["chrf"]}
@@ -149,6 +151,9 @@ def main() -> None:
             size, minutes = spec.split(":")
             rows += measure_size(pair, int(size), float(minutes), args)
             log("\n" + table(rows))
+    from attncli.machine import format_machine_report, machine_report
+
+    print(f"machine: {format_machine_report(machine_report())}")
     print(f"CPU threads per run: {args.threads}, {args.parallel} runs at a time.\n")
     print(table(rows))
 

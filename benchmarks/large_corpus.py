@@ -113,19 +113,25 @@ def main() -> None:
 
 
 def compare_tatoeba(args: argparse.Namespace, workdir: Path) -> None:
-    """Training tokens/s on Tatoeba es-en: this code (memory-mapped cache) against the baseline's."""
-    print("\n| Tatoeba es-en, train tok/s | code | peak RSS MiB | first update s | train tok/s |")
-    print("|---|---|---:|---:|---:|")
-    for name, source in (("memory-mapped", ROOT), ("in-memory (baseline)", args.baseline_src)):
-        command = attncli(source) + ["train", str(TATOEBA / "train.tsv"), "--dev", str(TATOEBA / "dev.tsv"),
-                                     "--out", str(workdir / "tatoeba"), "--overwrite", "--max-minutes", str(2 * args.minutes),
-                                     "--train-precision", "float32", "--valid-every", "100000"]
-        if source == ROOT:
-            command += ["--cache-dir", str(workdir / "cache-tatoeba")]
-        shutil.rmtree(workdir / "tatoeba.train-state", ignore_errors=True)
-        result = run_train(command)
-        print(f"| | {name} | {result['peak_mib']:,.0f} | {show(result['first_update_s'], ',.0f')} | "
-              f"{show(result['tokens_s'], ',.0f')} |", flush=True)
+    """Seconds per update over one epoch of 20,000 shuffled Tatoeba es-en pairs (float32, 2 threads;
+    benchmarks/epoch_time.py): this code against the baseline's in-memory path, in turn, twice."""
+    lines = TATOEBA.joinpath("train.tsv").read_text(encoding="utf-8").splitlines()
+    random.Random(2).shuffle(lines)
+    corpus, dev = workdir / "tatoeba-20k.tsv", workdir / "tatoeba-dev-200.tsv"
+    corpus.write_text("\n".join(lines[:20_000]) + "\n", encoding="utf-8")
+    dev.write_text("\n".join(TATOEBA.joinpath("dev.tsv").read_text(encoding="utf-8").splitlines()[:200]) + "\n",
+                   encoding="utf-8")
+    print("\n| Tatoeba es-en, 20,000 pairs, one epoch | code | s/update (run 1) | s/update (run 2) |")
+    print("|---|---|---:|---:|")
+    results: dict[str, list[str]] = {"this code": [], "baseline (in memory)": []}
+    for _ in range(2):
+        for name, source in (("this code", ROOT), ("baseline (in memory)", args.baseline_src)):
+            run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_time.py"), str(corpus), str(dev)],
+                                 capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(source)))
+            found = re.search(r"s_per_update=([\d.]+)", run.stdout)
+            results[name].append(found.group(1) if found else f"failed ({run.stderr[-200:]!r})")
+    for name, values in results.items():
+        print(f"| | {name} | {' | '.join(values)} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -163,9 +163,11 @@ def worker_encode(spec: dict) -> dict:
     start = time.perf_counter()
     src_tok, tgt_tok = train_tokenizers(pairs, config)
     spm_s = time.perf_counter() - start
-    data = encode_corpus(pairs, src_tok, tgt_tok, config.max_len)
-    Path(spec["out"]).write_text(json.dumps({"vocab_size": len(src_tok), "src": data.src, "tgt": data.tgt}))
-    return {"spm_train_s": spm_s, "pairs": len(data.src), "skipped": data.skipped, "vocab_size": len(src_tok)}
+    data = encode_corpus(pairs, src_tok, tgt_tok)
+    kept = [i for i in range(len(data.src)) if max(len(data.src[i]), len(data.tgt[i])) <= config.max_len]
+    Path(spec["out"]).write_text(json.dumps({"vocab_size": len(src_tok), "src": [data.src[i] for i in kept],
+                                             "tgt": [data.tgt[i] for i in kept]}))
+    return {"spm_train_s": spm_s, "pairs": len(kept), "skipped": len(data.src) - len(kept), "vocab_size": len(src_tok)}
 
 
 def worker_train(spec: dict) -> dict:
@@ -173,7 +175,9 @@ def worker_train(spec: dict) -> dict:
     `updates` updates after `warmup`, in the training precision `spec["precision"]`."""
     import torch
 
-    from attncli.batch import bucketed_batches, make_batch
+    import numpy as np
+
+    from attncli.batch import epoch_batches, make_batch
     from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
     from attncli.schedule import scheduled_rate
@@ -191,8 +195,8 @@ def worker_train(spec: dict) -> dict:
     model = Seq2Seq(config.model_config(data["vocab_size"], data["vocab_size"]))
     optimizer = torch.optim.Adam(model.parameters(), lr=config.learning_rate, fused=True)
     src, tgt = data["src"], data["tgt"]
-    batches = bucketed_batches([len(s) for s in src], [len(t) for t in tgt], config.batch_tokens,
-                               random.Random(config.seed * 1000 + 1))
+    batches = epoch_batches(np.array([len(s) for s in src]), np.array([len(t) for t in tgt]), config.batch_tokens,
+                            config.seed, 1)
     model.train()
     tokens = sentences = 0
     start = time.perf_counter()

@@ -104,15 +104,23 @@ def train_hashes_differ(data) -> bool:
     return len(set(train.hashes.read(0, len(train)).tolist())) == len(encoded)
 
 
-def test_training_from_the_memory_map_equals_training_from_memory(tmp_path, corpus_files, monkeypatch):
+def test_training_from_the_files_equals_training_from_memory(tmp_path, corpus_files, monkeypatch):
+    """Pairs read one by one from the cache's files (pread, as for large corpora) train the same
+    model as pairs held in memory (as for small ones)."""
+    monkeypatch.setattr(corpus_cache, "IN_MEMORY_BYTES", 0)
+    opened = []
+    real_open = EncodedPairs.open.__func__
+
+    def recording(cls, folder, meta):
+        opened.append(real_open(cls, folder, meta))
+        return opened[-1]
+
+    monkeypatch.setattr(EncodedPairs, "open", classmethod(recording))
     train(corpus_files[0], corpus_files[1], tmp_path / "mapped", QUICK, cache_dir=tmp_path / "cache")
-
-    def in_memory(folder, meta):
-        return opened(folder, meta).in_memory()
-
-    opened = EncodedPairs.open
-    monkeypatch.setattr(EncodedPairs, "open", staticmethod(in_memory))
+    assert isinstance(opened[-1].src_ids, corpus_cache.ArrayFile)
+    monkeypatch.setattr(corpus_cache, "IN_MEMORY_BYTES", 1 << 30)
     train(corpus_files[0], corpus_files[1], tmp_path / "memory", QUICK, cache_dir=tmp_path / "other-cache")
+    assert isinstance(opened[-1].src_ids, corpus_cache.MemoryArray)
     assert_same_weights(tmp_path / "mapped", tmp_path / "memory")
 
 
