@@ -13,7 +13,9 @@ vocabulary size attncli's recipe chose for that size (its default 8,000 cannot b
     .venv/bin/python benchmarks/data_sizes.py --work /tmp/sizes --sizes 2000:5 10000:8 --pairs es-en --no-joey
 
 Sizes are PAIRS:MINUTES (0 pairs = the whole file). The full run (4 sizes x 2 pairs x 4 variants +
-JoeyNMT) takes hours; `--sizes`, `--pairs`, `--variants` and `--no-joey` cut it down.
+JoeyNMT) takes hours; `--sizes`, `--pairs`, `--variants` and `--no-joey` cut it down. JoeyNMT
+runs in a slot of `--parallel` like the variants, so with `--variants defaults --parallel 2` the
+two systems train side by side, each on `--threads` threads.
 """
 
 from __future__ import annotations
@@ -112,11 +114,12 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
     vocab = recipe_vocab(pairs)
     jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500)) for o in options])
             for name, options in VARIANTS.items() if not args.variants or name in args.variants]
-    with ThreadPoolExecutor(args.parallel) as pool:
-        rows = list(pool.map(lambda job: run_attncli(*job, train, dev, minutes, work / job[0].split(" ")[0].replace("/", "half"),
-                                                     args.threads), jobs))
-    if not args.no_joey:
-        rows.append(run_joey(train, dev, minutes, work, vocab, args))
+    with ThreadPoolExecutor(args.parallel) as pool:          # JoeyNMT takes a slot like any variant
+        futures = [pool.submit(run_attncli, *job, train, dev, minutes, work / job[0].split(" ")[0].replace("/", "half"),
+                               args.threads) for job in jobs]
+        if not args.no_joey:
+            futures.append(pool.submit(run_joey, train, dev, minutes, work, vocab, args))
+        rows = [future.result() for future in futures]
     return [dict(row, pair=pair, pairs=pairs, minutes=minutes) for row in rows]
 
 
