@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
-from .config import DECODE_BATCH_TOKENS, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
+from .config import DECODE_BATCH_TOKENS, DEVICES_HELP, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
 from .errors import AttncliError, CorpusError, InputError, OptionError
 
 # -h is --help on every command (click's contexts pass it down); --install-completion and
@@ -164,7 +164,7 @@ def train(
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
-    device: Annotated[str, typer.Option(help="Where to train: auto (CUDA when available, else CPU), cpu, cuda or cuda:N.")] = "auto",
+    device: Annotated[str, typer.Option(help=f"Where to train: {DEVICES_HELP}.")] = "auto",
     nproc: Annotated[int, typer.Option(help="Train with N processes on this machine (starts torchrun's launcher; README 'GPU and many machines').")] = 1,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Folder for the encoded corpus, reused by later runs on the same corpus (README 'Large corpora'). Default: $ATTNCLI_CACHE_DIR, else the user cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,

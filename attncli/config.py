@@ -28,6 +28,9 @@ EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 p
 # bfloat16 units, float32 elsewhere; float32 master weights and a float32 loss either way.
 TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
 
+# Where training runs (--device): distributed.resolve_device reads it.
+DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
+
 # Sizes a model may have, as (low, high): checked for config.json (ModelConfig) and for the
 # options of `attncli train` (TrainConfig), so absurd sizes are refused before allocating.
 SIZE_LIMITS = {

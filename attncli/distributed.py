@@ -25,9 +25,8 @@ from typing import Any
 
 import torch
 
+from .config import DEVICES_HELP
 from .errors import OptionError
-
-DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
 
 def resolve_device(name: str) -> torch.device:
