@@ -3,8 +3,10 @@
 1. `scan`: count the pairs (every line checked), hold out the dev pairs when no --dev is given, and
    draw the seeded sample SentencePiece is trained on (reservoir sampling: one pass, at most
    SPM_SAMPLE_PAIRS pairs in memory).
-2. `encode`: tokenize the training pairs in chunks (SentencePiece encodes a chunk on both cores)
-   and append them to the cache (corpus_cache.CacheBuilder), counting duplicates on the way.
+2. `encode`: tokenize the training pairs in chunks and append them to the cache
+   (corpus_cache.CacheBuilder); a large file is cut into one range per core, each encoded by its
+   own process (SentencePiece's own threads barely help: building the id lists holds the GIL);
+   then count the duplicates from the hashes written.
 
 Both send "data" events (pairs, pairs/s, share of the file, time left) at most twice a second.
 """
