@@ -297,6 +297,7 @@ class ModelInfo:
         return info if isinstance(info, ModelInfo) else cls.from_dict(info)
 
 
+# a language pair in a path, e.g. tatoeba-es-en/train.tsv or fr-en-align.tsv: two 2-3 letter codes
 LANGUAGE_PAIR = re.compile(r"(?<![A-Za-z])([a-z]{2,3})-([a-z]{2,3})(?![A-Za-z])")
 
 

@@ -16,8 +16,6 @@ from .errors import ModelFileError
 from .model_info import languages_of
 from .modelfile import CONFIG_FILE, model_search_path, read_model_info
 
-# a language pair in a path, e.g. tatoeba-es-en/train.tsv or fr-en-align.tsv: two 2-3 letter codes
-
 
 @dataclass(frozen=True)
 class ModelEntry:

@@ -21,6 +21,8 @@ from rich.text import Text
 
 from .alignment import Alignment, AlignmentScore, PharaohLinks, format_pharaoh, score_alignments
 from .errors import OptionError
+from .history import RECORD_NUMBERS
+from .watch import DECIMALS
 
 if TYPE_CHECKING:
     from .attention_steps import StepExplanation
@@ -406,7 +408,7 @@ def history_json(history: "TrainingHistory", chosen: list[int]) -> dict[str, Any
     for index, record in enumerate(history.records):
         score = history.aer(index)
         validations.append({
-            **{key: record[key] for key in ("step", "epoch", "elapsed_s", "dev_loss", "dev_bleu", "dev_chrf")},
+            **{key: record[key] for key in RECORD_NUMBERS},
             "averaged": history.averaged(index), "learning_rate_after": history.rates.after[index],
             "learning_rate_decayed": history.rates.decayed[index],
             "aer": None if score is None else {"aer": score.aer, "precision": score.precision, "recall": score.recall}})
@@ -415,7 +417,7 @@ def history_json(history: "TrainingHistory", chosen: list[int]) -> dict[str, Any
         alignments = [history.alignment(index, sentence) for sentence in range(len(history.watched))]
         time_lapse.append({"step": history.records[index]["step"], "averaged": history.averaged(index), "sentences": [
             {"source_words": a.src_words, "target_words": a.tgt_words,
-             "weights": [[round(float(w), 4) for w in row] for row in a.word_weights],
+             "weights": [[round(float(w), DECIMALS) for w in row] for row in a.word_weights],
              "links": [list(link) for link in a.links()]} for a in alignments]})
     return {"model": str(history.folder), "validations": validations, "learning_rate_note": history.rates.note or None,
             "watch": [pair.to_dict() for pair in history.watched], "time_lapse": time_lapse,

@@ -366,7 +366,8 @@ class TrainingRun:
         kept = stop in (StopReason.INTERRUPTED, StopReason.MAX_MINUTES) and self.state_dir.is_dir()
         return TrainResult(
             self.setup.out_dir, best.bleu, best.chrf, best.loss, best.step, progress.step,
-            progress.epoch - 1 + progress.batches_done / self.steps_per_epoch, self.elapsed(),
+            progress.epoch - 1 + (progress.batches_done / self.steps_per_epoch if progress.batches_done else 0.0),
+            self.elapsed(),
             self.model.num_parameters(), self.setup.data.train.skipped, stop.describe(self.config), progress.history,
             self.state_dir if kept else None, stop, progress.precision)
 

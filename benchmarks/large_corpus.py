@@ -69,8 +69,9 @@ def run_train(command: list[str], env: dict[str, str] | None = None) -> dict:
             "tokens_s": sum(rates) / len(rates) if rates else None, "wall_s": time.monotonic() - start, "log": "".join(log)}
 
 
-def attncli(source: Path) -> list[str]:
-    return [sys.executable, "-c", f"import sys; sys.path.insert(0, {str(source)!r}); from attncli.cli import main; sys.exit(main())"]
+def attncli(source: Path) -> tuple[list[str], dict[str, str]]:
+    """The command and environment that run the attncli of the tree `source`."""
+    return [sys.executable, "-m", "attncli"], dict(os.environ, PYTHONPATH=str(source))
 
 
 def show(value, spec: str) -> str:
@@ -97,9 +98,10 @@ def main() -> None:
         pairs = build_corpus(corpus, megabytes)
         shutil.rmtree(cache, ignore_errors=True)
         for run in ("first", "cached"):
-            command = attncli(ROOT) + ["train", str(corpus), "--out", str(workdir / f"model-{megabytes}"), "--overwrite",
-                                       "--max-minutes", str(args.minutes), "--epochs", "1", "--cache-dir", str(cache)]
-            result = run_train(command)
+            command, env = attncli(ROOT)
+            command = command + ["train", str(corpus), "--out", str(workdir / f"model-{megabytes}"), "--overwrite",
+                                 "--max-minutes", str(args.minutes), "--epochs", "1", "--cache-dir", str(cache)]
+            result = run_train(command, env)
             print(f"| {corpus.stat().st_size / 1e6:,.0f} | {pairs:,} | {run} | {result['exit']} | {result['peak_mib']:,.0f} | "
                   f"{show(result['first_update_s'], ',.0f')} | {show(result['encode_pairs_s'], ',.0f')} | "
                   f"{show(result['tokens_s'], ',.0f')} |", flush=True)
@@ -127,7 +129,7 @@ def compare_tatoeba(args: argparse.Namespace, workdir: Path) -> None:
     for _ in range(2):
         for name, source in (("this code", ROOT), ("baseline (in memory)", args.baseline_src)):
             run = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "epoch_time.py"), str(corpus), str(dev)],
-                                 capture_output=True, text=True, env=dict(os.environ, PYTHONPATH=str(source)))
+                                 capture_output=True, text=True, env=attncli(source)[1])
             found = re.search(r"s_per_update=([\d.]+)", run.stdout)
             results[name].append(found.group(1) if found else f"failed ({run.stderr[-200:]!r})")
     for name, values in results.items():
