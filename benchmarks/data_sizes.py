@@ -74,6 +74,12 @@ def corpus_files(pair: str, size: int, work: Path, seed: int) -> tuple[Path, Pat
     return train, dev, len(chosen)
 
 
+def folder_name(variant: str) -> str:
+    """A variant's run folder: its name's letters and digits ("vocabulary /2" -> "vocabulary-half2")."""
+    words = variant.split("(")[0].replace("/", "half").replace("&", "and").split()
+    return "-".join("".join(c for c in word if c.isalnum()) for word in words).strip("-").lower()
+
+
 def recipe_vocab(pairs: int) -> int:
     return complete_recipe(TrainConfig(), pairs)[0].vocab_size
 
@@ -115,8 +121,8 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
     jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500)) for o in options])
             for name, options in VARIANTS.items() if not args.variants or name in args.variants]
     with ThreadPoolExecutor(args.parallel) as pool:          # JoeyNMT takes a slot like any variant
-        futures = [pool.submit(run_attncli, *job, train, dev, minutes, work / job[0].split(" ")[0].replace("/", "half"),
-                               args.threads) for job in jobs]
+        futures = [pool.submit(run_attncli, *job, train, dev, minutes, work / folder_name(job[0]), args.threads)
+                   for job in jobs]
         if not args.no_joey:
             futures.append(pool.submit(run_joey, train, dev, minutes, work, vocab, args))
         rows = [future.result() for future in futures]
