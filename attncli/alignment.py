@@ -6,6 +6,9 @@ over the target word's pieces (each piece of the word is one prediction). Each r
 still sums to 1, including the source EOS column, which is kept apart: attention on EOS means
 "no source word in particular".
 
+Tables (render.py) show a word's leading and trailing punctuation pieces as words of their own
+(`table_words`, weights merged by the same rule); links, Pharaoh, JSON and AER keep whitespace words.
+
 Link extraction: each target word links to the source word with the most weight. A target word
 whose strongest weight is below `min_weight` gets no link (diffuse attention; precision), and
 `mutual` keeps only links that are also the strongest from the source word's side.
@@ -14,6 +17,7 @@ whose strongest weight is below `min_weight` gets no link (diffuse attention; pr
 from __future__ import annotations
 
 import itertools
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Optional, Sequence
@@ -44,6 +48,7 @@ class Alignment:
     piece_weights: np.ndarray   # (tgt_pieces + 1, src_pieces + 1): rows add the EOS prediction, columns the source EOS
     word_weights: np.ndarray    # (tgt_words, src_words + 1): last column is the source EOS
     score: float            # teacher-forced log-probability of the target (pieces + EOS)
+    attention_shift: int = 0    # word_weights row t is piece_weights row t + attention_shift
 
     def links(self, min_weight: float = 0.0, mutual: bool = False) -> list[tuple[int, int]]:
         """(source word, target word) pairs: each target word's most attended source word.
@@ -93,10 +98,80 @@ def word_alignment(src_words: list[str], tgt_words: list[str], src_pieces: list[
                    score: float, attention_shift: int = 0) -> Alignment:
     """Build an Alignment; `attention_shift=1` explains piece t by the attention computed after
     reading it (the step that predicts t+1) instead of the one that predicted it."""
-    rows = piece_weights[attention_shift: attention_shift + len(tgt_pieces)]
+    rows = explaining_rows(piece_weights, len(tgt_pieces), attention_shift)
     word_weights = merge_pieces(rows, src_word_of_piece, tgt_word_of_piece, len(src_words), len(tgt_words))
     return Alignment(src_words, tgt_words, src_pieces, tgt_pieces, src_word_of_piece, tgt_word_of_piece,
-                     piece_weights, word_weights, score)
+                     piece_weights, word_weights, score, attention_shift)
+
+
+def explaining_rows(piece_weights: np.ndarray, num_tgt_pieces: int, attention_shift: int) -> np.ndarray:
+    """The rows of piece_weights that explain the target pieces, (tgt_pieces, src_pieces + 1): the
+    step that predicted each piece, or with `attention_shift` 1 the step after reading it."""
+    return piece_weights[attention_shift: attention_shift + num_tgt_pieces]
+
+
+@dataclass(frozen=True)
+class TableWords:
+    """One side's words as the word table shows them: a whitespace word whose first or last pieces
+    are punctuation alone ("dog." = ▁dog + .) is shown as its punctuation and the rest ("dog", "."),
+    so that attention on the full stop is not read as attention on the dog. Links, gold, Pharaoh
+    and JSON keep the whitespace words."""
+
+    texts: list[str]              # one per shown word
+    shown_of_piece: list[int]     # the shown word of each piece
+    shown_of_word: list[int]      # each whitespace word's own shown word, punctuation aside: where its links are marked
+
+
+def table_words(words: Sequence[str], pieces: Sequence[str], word_of_piece: Sequence[int]) -> TableWords:
+    """Cut each word's leading and trailing punctuation pieces off; words without pieces (a
+    recorded word matrix) are shown as they are."""
+    texts: list[str] = []
+    shown_of_piece, shown_of_word = [0] * len(pieces), []
+    for index, word in enumerate(words):
+        piece_indices = [i for i, w in enumerate(word_of_piece) if w == index]
+        parts, own = word_parts(word, [pieces[i] for i in piece_indices])
+        shown_of_word.append(len(texts) + own)
+        pieces_left = iter(piece_indices)
+        for text, count in parts:
+            for i in itertools.islice(pieces_left, count):
+                shown_of_piece[i] = len(texts)
+            texts.append(text)
+    return TableWords(texts, shown_of_piece, shown_of_word)
+
+
+def word_parts(word: str, pieces: Sequence[str]) -> tuple[list[tuple[str, int]], int]:
+    """One word as shown: its parts [(text, number of pieces)] and the index of the word itself among
+    them. A leading or trailing run of pieces that are punctuation alone is a part of its own when
+    its text is where the word starts or ends ("¿Dónde" = ▁¿ D ónde: "¿", "Dónde")."""
+    lead = _punctuation_run(pieces)
+    trail = _punctuation_run(pieces[lead:][::-1])
+    head = "".join(pieces[:lead]).replace("▁", "")
+    tail = "".join(pieces[len(pieces) - trail:]).replace("▁", "") if trail else ""
+    if not (word.startswith(head) and word.endswith(tail) and len(head) + len(tail) < len(word)):
+        return [(word, len(pieces))], 0
+    lead = lead if head else 0                   # a lone "▁" piece stays with the word
+    parts = [(head, lead)] if head else []
+    parts.append((word[len(head): len(word) - len(tail)], len(pieces) - lead - trail))
+    return parts + ([(tail, trail)] if tail else []), 1 if head else 0
+
+
+def _punctuation_run(pieces: Sequence[str]) -> int:
+    """How many of the first pieces are punctuation alone (a word-start mark "▁" aside)."""
+    run = 0
+    for piece in pieces:
+        if not all(unicodedata.category(char).startswith("P") for char in piece.replace("▁", "")):
+            break
+        run += 1
+    return run
+
+
+def table_weights(alignment: Alignment, src: TableWords, tgt: TableWords) -> np.ndarray:
+    """Weights (tgt shown words, src shown words + 1), merged from the pieces as word_weights are
+    (sum over source pieces, mean over target pieces); word_weights where there are no pieces."""
+    if not alignment.src_pieces or not alignment.tgt_pieces:
+        return alignment.word_weights
+    rows = explaining_rows(alignment.piece_weights, len(alignment.tgt_pieces), alignment.attention_shift)
+    return merge_pieces(rows, src.shown_of_piece, tgt.shown_of_piece, len(src.texts), len(tgt.texts))
 
 
 @dataclass(frozen=True)

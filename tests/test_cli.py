@@ -3,8 +3,12 @@ User errors are in test_cli_errors.py."""
 
 import json
 
+import numpy as np
 import pytest
 from conftest import table_cells
+
+from attncli.alignment import word_alignment
+from attncli.render import alignment_grid
 
 
 def percent_cell(weight: float) -> str | None:
@@ -49,13 +53,14 @@ def test_train_translate_inspect_end_to_end(run_cli, corpus_files, tmp_path, mon
     assert len(data["word_weights"]) == 5 and all(abs(sum(row) - 1) < 1e-4 for row in data["word_weights"])
     result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", out, "--target", "I have a [b] dog."])
     assert result.exit_code == 0, result.stderr
-    # "[b]" names its own row (it is not read as rich markup; a bracket this tiny model lacks is
-    # marked as read, <unk:[>), and every cell holds its weight
-    rows = data["tgt_words"]
-    for char in "[]":
-        if f"<unk:{char}>" in data["tgt_pieces"]:
-            rows = [word.replace(char, f"<unk:{char}>") for word in rows]
-    assert_table_shows(result.stdout, data["src_words"], rows, data["word_weights"])
+    # the table shows the words with punctuation pieces apart ("perro", "."), nothing lost; "[b]"
+    # is shown, not read as rich markup (a bracket this tiny model lacks is marked as read,
+    # <unk:[>); every cell holds its weight
+    shown = alignment_grid(word_alignment(data["src_words"], data["tgt_words"], data["src_pieces"], data["tgt_pieces"],
+                                          data["src_word_of_piece"], data["tgt_word_of_piece"],
+                                          np.array(data["piece_weights"], np.float32), 0.0))
+    assert "".join(shown.columns[:-1]) == "".join(data["src_words"])
+    assert_table_shows(result.stdout, shown.columns[:-1], shown.rows, shown.percent / 100)
 
     result = run_cli(["inspect", "alignment", "Tengo un perro.", "-m", out, "--subwords", "--format", "json"])
     data = json.loads(result.stdout)

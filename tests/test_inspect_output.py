@@ -52,8 +52,8 @@ def test_terminal_view_is_sentence_table_legend():
     print_alignment_table(console, alignment, False, alignment.links(), ({(0, 0)}, {(0, 0)}))
     lines = console.file.getvalue().splitlines()
     assert lines[0] == "x y"
-    assert lines[1].startswith("┏") and lines[-2].startswith("└")
-    assert lines[-1].startswith("Cells: attention in %") and "✓ link in gold" in lines[-1]
+    assert lines[1].startswith("┏") and lines[-4].startswith("└")
+    assert lines[-3].startswith("Cells: attention in %") and "✓ link in gold" in lines[-1]   # the legend's 3 lines
     assert "70✓" in console.file.getvalue() and "60✗" in console.file.getvalue()
 
 

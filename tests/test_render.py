@@ -3,10 +3,13 @@
 import io
 
 import numpy as np
+from rich.color import Color
 from rich.console import Console
+from rich.style import Style
 
 from attncli.alignment import word_alignment
-from attncli.render import alignment_table, legend
+from attncli.heat import heat_colour, text_colour
+from attncli.render import MARK_STYLES, alignment_table, legend
 
 # Source words "el [b] perro" (one piece each), target words "the [red]dog": tokens that rich
 # would read as markup if they were not wrapped in Text. Rows: the attention of each target piece,
@@ -53,12 +56,17 @@ def test_word_table_cells_hold_rounded_percentages_under_the_right_headers():
                     ["[red]dog", "5", "10", "25", "60"]]
 
 
-def test_the_strongest_cell_of_each_row_is_highlighted_and_weak_cells_are_dimmed():
+def test_the_strongest_cell_of_each_row_is_underlined_and_every_cell_is_shaded_by_its_weight():
     _, *rows = styled_cells(alignment_table(simple_alignment()))
-    highlighted = [[i for i, (_, styles) in enumerate(row) if styles[0] and styles[0].reverse] for row in rows]
-    assert highlighted == [[1], [4]]           # the: column "el"; [red]dog: the source EOS column
-    dimmed = [[i for i, (_, styles) in enumerate(row) if styles[0] and styles[0].dim] for row in rows]
-    assert dimmed == [[2, 4], [1]]             # below 10%: "·" and 7; 5
+    underlined = [[i for i, (_, styles) in enumerate(row) if styles[0] and styles[0].underline and styles[0].bold]
+                  for row in rows]
+    assert underlined == [[1], [4]]            # the: column "el"; [red]dog: the source EOS column
+    word_weights = simple_alignment().word_weights
+    for row, weights in zip(rows, word_weights):
+        for (_, styles), weight in zip(row[1:], weights):
+            shade = styles[0].bgcolor.triplet                                 # a heat map, cell by cell
+            assert max(abs(a - b) for a, b in zip(shade, Color.parse(heat_colour(float(weight))).triplet)) <= 1
+            assert styles[0].color.triplet.hex == text_colour(shade.hex)
 
 
 def test_subword_table_shows_pieces_and_the_eos_row_and_word_table_merges_them():
@@ -106,9 +114,11 @@ def test_gold_marks_sit_on_the_cells_of_their_links():
     assert texts(rows) == [["x", "80✓", "10", "5", "5"],
                            ["y", "10", "30○", "50✓", "10"],
                            ["z", "20", "10", "60✗", "10"]]
-    colours = {(i - 1, j): styles[-1].color.name for j, row in enumerate(rows) for i, (text, styles) in enumerate(row)
-               if text[-1:] in ("✓", "✗", "○")}
-    assert colours == {(0, 0): "green", (2, 1): "green", (1, 1): "yellow", (2, 2): "red"}
+    # each mark on a badge of its own colour, readable on any shade
+    badges = {(i - 1, j): styles[-1].bgcolor for j, row in enumerate(rows) for i, (text, styles) in enumerate(row)
+              if text[-1:] in ("✓", "✗", "○")}
+    assert badges == {link: Style.parse(MARK_STYLES[mark]).bgcolor for link, mark in marks(rows).items()}
+    assert len({Style.parse(style).bgcolor for style in MARK_STYLES.values()}) == 3
 
 
 def test_gold_marks_follow_the_links_given_not_the_strongest_cells():
