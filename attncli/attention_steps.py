@@ -4,7 +4,8 @@ The model reads the source and, teacher-forced, the target up to the piece in qu
 given --target, or its own beam-search translation as `inspect alignment` reads it back); at the
 step that predicts that piece we keep every quantity of attention.py's five steps: h_t, the
 scores against each projected encoder state h̄_s, the softmax weights, c_t, [c_t; h_t], h̃_t, and
-the output layer's most probable next pieces. They come from numpy_runtime's `AttentionStep`,
+the output layer's most probable next pieces (`explain_steps`: every step of the translation,
+for the page of `inspect step --save`). They come from numpy_runtime's `AttentionStep`,
 the same arithmetic (float32, the model's own) that gives `inspect alignment` its weights, so the
 weights here are that table's row for the piece.
 """
@@ -13,15 +14,18 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
-from typing import Optional
+from typing import TYPE_CHECKING, Optional
 
 import numpy as np
 
-from .alignment import encode_target, own_translation
+from .alignment import TargetPieces, encode_target, own_translation
 from .config import DECODE_BATCH_TOKENS, check_beam
 from .errors import OptionError
 from .tokenizer import EOS_ID
 from .translator import Translator
+
+if TYPE_CHECKING:
+    from .numpy_runtime import NumpySeq2Seq
 
 EOS_PIECE = "</s>"
 BOS_PIECE = "<s>"
@@ -66,8 +70,7 @@ class StepExplanation:
 
 def check_step_options(sentence: str, word: Optional[int], piece: Optional[int], target: Optional[str]) -> None:
     """Refuse what `inspect step` cannot explain, before the model is loaded."""
-    if not sentence.split():
-        raise OptionError("SENTENCE is empty: give the source sentence whose step to show.")
+    check_step_texts(sentence, target)
     if word is not None and piece is not None:
         raise OptionError("give either --word N or --piece N, not both.")
     if word is None and piece is None:
@@ -75,6 +78,12 @@ def check_step_options(sentence: str, word: Optional[int], piece: Optional[int],
     for option, value in (("--word", word), ("--piece", piece)):
         if value is not None and value < 0:
             raise OptionError(f"{option} must be 0 or more, got {value}.")
+
+
+def check_step_texts(sentence: str, target: Optional[str]) -> None:
+    """Refuse an empty source sentence or --target."""
+    if not sentence.split():
+        raise OptionError("SENTENCE is empty: give the source sentence whose step to show.")
     if target is not None and not target.split():
         raise OptionError("--target is empty: give a translation, or leave --target out to use the model's own.")
 
@@ -87,11 +96,49 @@ def explain_step(translator: Translator, sentence: str, target: Optional[str] = 
 
     `translator` must run on NumPy: `Translator.load(model, sentences=1)`.
     """
-    from .numpy_runtime import NumpyTranslator, log_softmax
+    check_step_options(sentence, word, piece, target)
+    reading = _reading(translator, sentence, target, beam_size)
+    index = _piece_index(reading.target.words, reading.target.word_of_piece, len(reading.target.ids), word, piece,
+                         given=target is not None)
+    logits, step = next(itertools.islice(_forced_steps(reading, index), index, None))
+    return _explanation(translator, reading, index, logits, step)
+
+
+def explain_steps(translator: Translator, sentence: str, target: Optional[str] = None,
+                  beam_size: Optional[int] = None) -> list[StepExplanation]:
+    """Every step of the translation, one per target piece and the final </s>, from one
+    teacher-forced pass (a step does not depend on the pieces after it, so each equals
+    `explain_step` of its piece). For the page of `inspect step --save`."""
+    check_step_texts(sentence, target)
+    reading = _reading(translator, sentence, target, beam_size)
+    steps = _forced_steps(reading, len(reading.target.ids))
+    return [_explanation(translator, reading, index, logits, step) for index, (logits, step) in enumerate(steps)]
+
+
+def step_index(step: StepExplanation, word: Optional[int], piece: Optional[int]) -> int:
+    """The index, among the steps of `step`'s translation, of target word `word` or piece `piece`."""
+    return _piece_index(step.target_words, step.target_word_of_piece, len(step.target_pieces) - 1, word, piece,
+                        step.given)
+
+
+@dataclass
+class _Reading:
+    """What the model reads at every step: the source and the target it is teacher-forced on."""
+
+    model: "NumpySeq2Seq"              # the model in its own float32 arithmetic
+    src_ids: list[int]
+    source_pieces: list[str]           # as StepExplanation.source_pieces
+    target: TargetPieces
+    target_pieces: list[str]           # as StepExplanation.target_pieces
+    given: bool                        # the target came from --target
+
+
+def _reading(translator: Translator, sentence: str, target: Optional[str], beam_size: Optional[int]) -> _Reading:
+    """Encode the source; the target is the given one or the model's own beam-search translation."""
+    from .numpy_runtime import NumpyTranslator
 
     if not isinstance(translator, NumpyTranslator):
         raise TypeError("explain_step needs the NumPy runtime: Translator.load(model, sentences=1).")
-    check_step_options(sentence, word, piece, target)
     if beam_size is not None:
         check_beam(beam_size)                          # refused even with a --target, as `align` does
     sentence = translator.text.source(sentence)        # as the model's training text (info.text), if it says
@@ -102,25 +149,34 @@ def explain_step(translator: Translator, sentence: str, target: Optional[str] = 
         tgt = own_translation(translator.tgt_tokenizer, searched or [])
     else:
         tgt = encode_target(translator.tgt_tokenizer, translator.text.target(target))
-    index = _piece_index(tgt.words, tgt.word_of_piece, len(tgt.ids), word, piece, given=target is not None)
+    source_pieces = translator.src_tokenizer.marked_pieces(sentence.split(), src_ids, src_word_of_piece)
+    return _Reading(translator.float_model, src_ids, source_pieces + [EOS_PIECE], tgt,
+                    translator.tgt_tokenizer.pieces(tgt.ids) + [EOS_PIECE], given=target is not None)
 
-    model = translator.float_model
-    steps = model.teacher_forced_steps(src_ids + [EOS_ID], tgt.ids[:index])
-    logits, step = next(itertools.islice(steps, index, None))
+
+def _forced_steps(reading: _Reading, pieces: int):
+    """The model reading the first `pieces` target pieces: (logits, AttentionStep) of steps 0..pieces."""
+    return reading.model.teacher_forced_steps(reading.src_ids + [EOS_ID], reading.target.ids[:pieces])
+
+
+def _explanation(translator: Translator, reading: _Reading, index: int, logits: np.ndarray, step) -> StepExplanation:
+    """Step `index`'s numbers: numpy_runtime's AttentionStep and the next-piece distribution."""
+    from .numpy_runtime import log_softmax
+
+    tgt, pieces = reading.target, reading.target_pieces
     probabilities = np.exp(log_softmax(logits[0]))
     chosen_id = tgt.ids[index] if index < len(tgt.ids) else EOS_ID
     best = np.lexsort((np.arange(probabilities.size), -probabilities))[:TOP_PIECES]   # ties: lower id first
-    target_pieces = translator.tgt_tokenizer.pieces(tgt.ids) + [EOS_PIECE]
     return StepExplanation(
-        source_pieces=translator.src_tokenizer.marked_pieces(sentence.split(), src_ids, src_word_of_piece) + [EOS_PIECE],
-        target_pieces=target_pieces, target_words=tgt.words, target_word_of_piece=tgt.word_of_piece, piece_index=index,
+        source_pieces=reading.source_pieces, target_pieces=pieces, target_words=tgt.words,
+        target_word_of_piece=tgt.word_of_piece, piece_index=index,
         word_index=tgt.word_of_piece[index] if index < len(tgt.ids) else None,
-        previous_piece=BOS_PIECE if index == 0 else target_pieces[index - 1], given=target is not None,
+        previous_piece=BOS_PIECE if index == 0 else pieces[index - 1], given=reading.given,
         decoder_state=step.query[0], encoder_states=step.memory, scores=step.scores[0], weights=step.weights[0],
         context=step.context[0], combined=step.combined[0], attentional=step.attentional[0],
-        combine_bias=model.combine.bias, probabilities=probabilities,
+        combine_bias=reading.model.combine.bias, probabilities=probabilities,
         top=[(_piece(translator, int(i)), float(probabilities[i])) for i in best],
-        chosen=target_pieces[index], chosen_probability=float(probabilities[chosen_id]),
+        chosen=pieces[index], chosen_probability=float(probabilities[chosen_id]),
         chosen_rank=int((probabilities > probabilities[chosen_id]).sum()) + 1)
 
 

@@ -579,24 +579,38 @@ def inspect_step(
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
     output_format: Annotated[StepFormat, typer.Option("--format", help="table, or json (every vector in full).")] = StepFormat.table,
+    save: Annotated[Optional[Path], typer.Option(help="Also write FILE.html, a page with every step of the translation: click a piece to see its step. It opens at --word/--piece, which --save makes optional (default: --piece 0).")] = None,
 ) -> None:
     """Show one decoder step of Luong attention, with its numbers.
 
     h_t, the scores, the softmax, the context c_t, [c_t; h_t], h̃_t and the most probable next
-    pieces."""
+    pieces; --save FILE.html: every step, as a page to open in a browser."""
     with reported_errors():
-        from .attention_steps import check_step_options, explain_step
+        from .attention_steps import check_step_options, explain_step, explain_steps, step_index
+        from .pages import check_page_path
         from .render import attention_step_text, print_attention_step
 
+        if save is not None:
+            check_page_path(save)
+            piece = 0 if word is None and piece is None else piece
         check_step_options(sentence, word, piece, target)
         from .translator import Translator
 
         translator = Translator.load(model, sentences=1)
-        step = explain_step(translator, sentence, target, word=word, piece=piece, beam_size=beam)
+        if save is None:
+            step = explain_step(translator, sentence, target, word=word, piece=piece, beam_size=beam)
+        else:                                   # every step for the page, from one pass
+            steps = explain_steps(translator, sentence, target, beam_size=beam)
+            step = steps[step_index(steps[0], word, piece)]
         if output_format is StepFormat.json:
             typer.echo(attention_step_text(step))
         else:
             print_attention_step(stdout_console(), step)
+        if save is not None:
+            from .pages import save_step_page
+
+            save_step_page(steps, step.piece_index, Path(model).name or model, sentence, save)
+            sys.stderr.write(f"attncli: saved {save}\n")
         note_unknown_characters(translator)
 
 
@@ -626,7 +640,7 @@ def inspect_history(
     model: Annotated[Optional[str], typer.Option("--model", "-m", help="The model, as an option (as in the other inspect commands).")] = None,
     x: Annotated[HistoryAxis, typer.Option("--x", help="The curves' x axis: updates or minutes.")] = HistoryAxis.updates,
     at: Annotated[Optional[int], typer.Option(help="Show the watched sentences at the validation after this update only (default: the first, middle and last).")] = None,
-    save: Annotated[Optional[Path], typer.Option(help="Also draw the curves into FILE.svg, FILE.png or FILE.html.")] = None,
+    save: Annotated[Optional[Path], typer.Option(help="Also draw the curves into FILE.svg or FILE.png; FILE.html is a page with the curves and the watched sentences' time-lapse, a slider through the validations.")] = None,
     output_format: Annotated[StepFormat, typer.Option("--format", help="table (curves, validations, watched sentences), or json.")] = StepFormat.table,
 ) -> None:
     """Show how a model trained: its curves and watched attention.
@@ -652,16 +666,18 @@ def inspect_history(
         else:
             _print_history(history, chosen, x is HistoryAxis.minutes)
         if save is not None:
+            from .pages import PAGE_SUFFIX, save_history_page
             from .plots import save_curves
 
-            save_curves(history, save, x is HistoryAxis.minutes)
+            draw = save_history_page if save.suffix.lower() == PAGE_SUFFIX else save_curves
+            draw(history, save, x is HistoryAxis.minutes)
             sys.stderr.write(f"attncli: saved {save}\n")
 
 
 def _print_history(history, chosen: list[int], minutes: bool) -> None:
     """The terminal view of inspect history: summary, curves, validations, watched sentences."""
     from .plots import curves_text
-    from .render import history_summary, print_time_lapse, validations_notes, validations_table
+    from .render import NOTHING_WATCHED, history_summary, print_time_lapse, validations_notes, validations_table
 
     console = stdout_console()
     terminal = console.is_terminal
@@ -675,8 +691,7 @@ def _print_history(history, chosen: list[int], minutes: bool) -> None:
     if history.watched:
         print_time_lapse(console, history, chosen)
     else:
-        console.print("No watched sentences (train --watch SOURCE records how their attention forms).",
-                      soft_wrap=True, highlight=False)
+        console.print(NOTHING_WATCHED, soft_wrap=True, highlight=False)
 
 
 _COMMAND_LINE: list[str] = []     # the arguments of this run (`train --nproc` hands them to the processes)

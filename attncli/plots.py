@@ -1,7 +1,7 @@
 """Training curves of `attncli inspect history`: dev BLEU, chrF and loss against updates or minutes.
 
-In the terminal with plotext (text, any width), as a picture with matplotlib (--save FILE.svg,
-.png, or .html: a page that embeds the SVG, nothing fetched). Both are imported here, inside the
+In the terminal with plotext (text, any width), as a picture with matplotlib (--save FILE.svg or
+.png; FILE.html is pages.py's page, which holds the SVG). Both are imported here, inside the
 functions, so that no other command pays for them.
 """
 
@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import io
 import math
-from html import escape
+import re
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
+from typing import Iterator, Optional
 
 from .errors import OptionError
 from .history import TrainingHistory
@@ -92,9 +93,33 @@ def check_save_path(path: Path) -> None:
 
 
 def save_curves(history: TrainingHistory, path: Path, minutes: bool = False) -> None:
-    """The curves (and the learning rate, where known) as a picture: SVG, PNG, or an HTML page
-    holding the SVG."""
+    """The curves (and the learning rate, where known) as an SVG or PNG picture (an .html page is
+    pages.py's: it holds `curves_svg`)."""
     check_save_path(path)
+    suffix = path.suffix.lower()
+    with _curves(history, path, minutes) as figure:
+        try:
+            figure.savefig(path, format=suffix[1:], metadata={"Date": None} if suffix == ".svg" else {}, dpi=150)
+        except OSError as exc:
+            raise OptionError(f"--save {path}: cannot write ({exc.strerror or exc}).") from None
+
+
+def curves_svg(history: TrainingHistory, path: Path, minutes: bool = False) -> str:
+    """The curves as an <svg> element to put inside an HTML page (`path`: the page, for errors).
+    Without the XML declaration, doctype, metadata and namespace declarations, which HTML does not
+    need: nothing in the page names a web address."""
+    svg = io.StringIO()
+    with _curves(history, path, minutes) as figure:
+        figure.savefig(svg, format="svg", metadata=dict.fromkeys(("Date", "Type", "Format", "Creator")))
+    text = svg.getvalue()
+    element = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text[text.index("<svg"):], count=2)
+    return element.replace("xlink:href=", "href=").rstrip("\n")
+
+
+@contextmanager
+def _curves(history: TrainingHistory, path: Path, minutes: bool) -> Iterator:
+    """The curves' matplotlib figure, with text kept as text and stable ids while it is saved;
+    without matplotlib (an optional extra) --save is refused in one line."""
     try:
         import matplotlib
         from matplotlib.figure import Figure
@@ -102,19 +127,8 @@ def save_curves(history: TrainingHistory, path: Path, minutes: bool = False) -> 
         raise OptionError(f"--save {path}: drawing pictures needs matplotlib, an optional extra: "
                           "pip install 'attncli[plots]' (or pip install matplotlib).") from None
 
-    suffix = path.suffix.lower()
-    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "attncli"}):   # text as text; stable ids
-        figure = _curves_figure(Figure, history, minutes)
-        metadata = {"Date": None} if suffix in (".svg", ".html") else {}
-        try:
-            if suffix == ".html":
-                svg = io.StringIO()
-                figure.savefig(svg, format="svg", metadata=metadata)
-                path.write_text(_html_page(f"{history.folder.name}: training curves", svg.getvalue()), encoding="utf-8")
-            else:
-                figure.savefig(path, format=suffix[1:], metadata=metadata, dpi=150)
-        except OSError as exc:
-            raise OptionError(f"--save {path}: cannot write ({exc.strerror or exc}).") from None
+    with matplotlib.rc_context({"svg.fonttype": "none", "svg.hashsalt": "attncli"}):
+        yield _curves_figure(Figure, history, minutes)
 
 
 def _curves_figure(Figure, history: TrainingHistory, minutes: bool):
@@ -138,10 +152,3 @@ def _curves_figure(Figure, history: TrainingHistory, minutes: bool):
     axes[-1].set_xlabel(X_LABELS[minutes])
     figure.suptitle(f"{history.folder.name}: training curves")
     return figure
-
-
-def _html_page(title: str, svg: str) -> str:
-    """A self-contained page: the SVG inline (its XML declaration and doctype dropped)."""
-    start = svg.find("<svg")
-    return (f"<!DOCTYPE html>\n<html lang=\"en\">\n<head>\n<meta charset=\"utf-8\">\n<title>{escape(title)}</title>\n"
-            f"</head>\n<body>\n{svg[start:]}\n</body>\n</html>\n")

@@ -5,12 +5,14 @@ from __future__ import annotations
 
 import atexit
 import io
+import json
 import os
 import random
 import re
 import shutil
 import sys
 import tempfile
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -70,6 +72,22 @@ def tiny_model_dir(tmp_path_factory, corpus_files) -> Path:
     out = tmp_path_factory.mktemp("models") / "tiny"
     train(corpus_files[0], corpus_files[1], out, TINY)
     return out
+
+
+WATCHED_OWN = "Tengo un perro."                                 # watched without a target: the model's own translation
+WATCHED_PAIR = ("Tom no es un ladrón.", "Tom is not a thief.", "0-0 1-2 2-1 3-3 4-4")   # watched with its gold links
+
+
+@pytest.fixture(scope="session")
+def watched_run(corpus_files, tmp_path_factory):
+    """A tiny model trained for 2 epochs (12 updates, a validation every 3) watching two sentences
+    (train --watch); its folder and its config.json's info."""
+    folder = tmp_path_factory.mktemp("watched")
+    (folder / "watch.tsv").write_text("\t".join(WATCHED_PAIR) + "\n", encoding="utf-8")
+    config = replace(TINY, epochs=2, valid_every=3, watch=(WATCHED_OWN,), watch_file=str(folder / "watch.tsv"))
+    train(corpus_files[0], corpus_files[1], folder / "m", config)
+    info = json.loads((folder / "m" / "config.json").read_text(encoding="utf-8"))["info"]
+    return folder / "m", info
 
 
 @pytest.fixture(scope="session")

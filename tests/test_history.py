@@ -7,7 +7,6 @@ import json
 import re
 import shutil
 import xml.etree.ElementTree as ElementTree
-from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -20,20 +19,8 @@ from attncli.model_info import ModelInfo, WatchedPair
 from attncli.modelfile import MODELS_DIR
 from attncli.training import train
 from conftest import TINY, assert_one_line_error
-
-OWN = "Tengo un perro."                                        # watched without a target: the model's own translation
-PAIR = ("Tom no es un ladrón.", "Tom is not a thief.", "0-0 1-2 2-1 3-3 4-4")   # watched with its gold links
-
-
-@pytest.fixture(scope="module")
-def watched_run(corpus_files, tmp_path_factory):
-    """A tiny model trained for 2 epochs (12 updates, a validation every 3) watching two sentences."""
-    folder = tmp_path_factory.mktemp("watched")
-    (folder / "watch.tsv").write_text("\t".join(PAIR) + "\n", encoding="utf-8")
-    config = replace(TINY, epochs=2, valid_every=3, watch=(OWN,), watch_file=str(folder / "watch.tsv"))
-    train(corpus_files[0], corpus_files[1], folder / "m", config)
-    info = json.loads((folder / "m" / "config.json").read_text(encoding="utf-8"))["info"]
-    return folder / "m", info
+from conftest import WATCHED_OWN as OWN        # watched_run's sentences
+from conftest import WATCHED_PAIR as PAIR
 
 
 def lines_of(text: str) -> list[str]:
@@ -103,11 +90,11 @@ def test_save_writes_a_picture_that_parses(run_cli, tmp_path, suffix):
         assert data.startswith(b"\x89PNG\r\n\x1a\n") and len(data) > 10_000
         return
     text = data.decode("utf-8")
-    if suffix == ".html":
-        assert text.startswith("<!DOCTYPE html>") and "<script" not in text and "src=" not in text
+    if suffix == ".html":                      # the page (test_pages.py): the SVG inside it, no namespace needed
+        assert text.startswith("<!DOCTYPE html>") and "http" not in text and "src=" not in text
         text = text[text.index("<svg"): text.index("</svg>") + len("</svg>")]
     root = ElementTree.fromstring(text)
-    assert root.tag == "{http://www.w3.org/2000/svg}svg"
+    assert root.tag == ("svg" if suffix == ".html" else "{http://www.w3.org/2000/svg}svg")
     words = " ".join(node.text or "" for node in root.iter())
     for label in ("es-en: training curves", "dev BLEU", "dev chrF", "dev loss", "updates"):
         assert label in words, label
