@@ -55,8 +55,10 @@ def note_unknown_characters(translator) -> None:
 
 
 PrecisionOption = Annotated[Precision, typer.Option(
-    help="Arithmetic of the decoder's recurrent and output products in search: int8 (fixed scale, "
-         "~1.6x faster, dev BLEU within 0.05 of float32) or float32.")]
+    help="Arithmetic of the decoder's recurrent and output products in search. On the CPU: int8 (fixed scale, "
+         "~1.6x faster, dev BLEU within 0.05 of float32) or float32; on a GPU: float32, float16 or bfloat16. "
+         "auto: int8 on the CPU, bfloat16 (else float16) on a GPU.")]
+DeviceOption = Annotated[str, typer.Option(help=f"Where torch runs: {DEVICES_HELP}.")]
 
 
 TrainPrecision = Enum("TrainPrecision", {name: name for name in TRAIN_PRECISIONS}, type=str)
@@ -164,7 +166,7 @@ def train(
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
-    device: Annotated[str, typer.Option(help=f"Where to train: {DEVICES_HELP}.")] = "auto",
+    device: DeviceOption = "auto",
     nproc: Annotated[int, typer.Option(help="Train with N processes on this machine (starts torchrun's launcher; README 'GPU and many machines').")] = 1,
     cache_dir: Annotated[Optional[Path], typer.Option(help="Folder for the encoded corpus, reused by later runs on the same corpus (README 'Large corpora'). Default: $ATTNCLI_CACHE_DIR, else the user cache folder.")] = None,
     overwrite: Annotated[bool, typer.Option("--overwrite", help="Replace the model already in --out (without it, train refuses to).")] = False,
@@ -239,7 +241,8 @@ def translate(
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
     batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
     threads: Annotated[int, typer.Option(help="CPU threads for stdin of more than 32 lines, which torch translates (0: all cores).")] = 0,
-    precision: PrecisionOption = Precision.int8,
+    precision: PrecisionOption = Precision.auto,
+    device: DeviceOption = "auto",
     split: SplitOption = True,
 ) -> None:
     """Translate SENTENCE, or each line of stdin.
@@ -249,7 +252,7 @@ def translate(
 
     A single SENTENCE, or stdin of at most 32 lines, runs on a NumPy copy of the model's
     arithmetic (same output, no torch start-up: a quarter of a second); more stdin lines are
-    batched through torch.
+    batched through torch, on a GPU where there is one (--device).
     """
     with reported_errors():
         if sentence is not None and not sentence.strip():
@@ -258,15 +261,15 @@ def translate(
 
         progress = nullcontext(iter)
         if sentence is not None:
-            translator = Translator.load(model, threads, precision.value, sentences=1)
+            translator = Translator.load(model, threads, precision.value, sentences=1, device=device)
             outputs = translator.translate_stream([sentence], beam, length_penalty, batch_tokens, split=split)
         elif sys.stdin.isatty():             # typed at a terminal: each line as soon as it is typed
-            translator = Translator.load(model, threads, precision.value, sentences=1)
+            translator = Translator.load(model, threads, precision.value, sentences=1, device=device)
             outputs = _interactively(lambda lines: translator.translate_stream(
                 lines, beam, length_penalty, batch_tokens, chunk=1, split=split), "translate")
         else:
             progress = line_progress("translating", _stdin_line_count)
-            translator, lines = Translator.for_lines(_stdin_text_lines(), model, threads, precision.value)
+            translator, lines = Translator.for_lines(_stdin_text_lines(), model, threads, precision.value, device)
             outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin",
                                                   split=split)
         with progress as counted:
@@ -369,7 +372,8 @@ def evaluate(
     output: Annotated[Optional[Path], typer.Option(help="Also write the translations to this file, one line per TEST pair.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,
-    precision: PrecisionOption = Precision.int8,
+    precision: PrecisionOption = Precision.auto,
+    device: DeviceOption = "auto",
     split: Annotated[bool, typer.Option(
         "--split/--no-split",
         help="Split each source line into sentences, as translate does. Off by default: a test line is one "
@@ -389,7 +393,7 @@ def evaluate(
         from .translator import Translator
 
         pairs = read_pairs(test)
-        translator = Translator.load(model, threads, precision.value)
+        translator = Translator.load(model, threads, precision.value, device=device)
         start = time.monotonic()
         outputs = translator.translate_stream([pair.source for pair in pairs], beam, length_penalty, batch_tokens,
                                               split=split)
@@ -398,13 +402,15 @@ def evaluate(
         seconds = time.monotonic() - start
         scores = score_translations(hypotheses, [pair.target for pair in pairs])
         scores.update(sentences=len(pairs), seconds=round(seconds, 2),
-                      beam=beam or translator.default_beam, model=str(model), precision=precision.value)
+                      beam=beam or translator.default_beam, model=str(model), precision=translator.precision,
+                      device=translator.device)
         if as_json:
             typer.echo(json.dumps(scores, ensure_ascii=False))
         else:
             for metric in ("bleu", "chrf", "ter"):
                 typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
-            typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {precision.value})")
+            typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {translator.precision}, "
+                       f"{translator.device})")
         note_unknown_characters(translator)
 
 
@@ -459,7 +465,8 @@ def inspect_alignment(
     mutual: Annotated[Optional[bool], typer.Option("--mutual/--no-mutual", help="Keep a link only if it is also the strongest from the source word's side (default: the model's, else no).")] = None,
     beam: Annotated[Optional[int], typer.Option(help="Beam size for the model's own translation.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent for the model's own translation. Default: the model's.")] = None,
-    precision: PrecisionOption = Precision.int8,
+    precision: PrecisionOption = Precision.auto,
+    device: DeviceOption = "auto",
     batch_size: Annotated[int, typer.Option(help="Pairs (or stdin lines) per batch with --file (or stdin).")] = 32,
 ) -> None:
     """Show which source words each target word attended to.
@@ -477,12 +484,13 @@ def inspect_alignment(
         if save is not None:
             check_picture_path(save)
         if sentence is None and file is None:
-            _align_stdin(model, precision.value, beam, length_penalty, batch_size, (min_weight, mutual, shift),
+            _align_stdin(model, (precision.value, device), beam, length_penalty, batch_size, (min_weight, mutual, shift),
                          output_format, subwords)
             return
         from .translator import Translator
 
-        translator = Translator.load(model, precision=precision.value, sentences=None if file is not None else 1)
+        translator = Translator.load(model, precision=precision.value, sentences=None if file is not None else 1,
+                                     device=device)
         # what the model's links were tuned with, if anything, unless options say otherwise
         settings = translator.link_defaults.overridden(min_weight, mutual, shift)
         if file is not None:
@@ -511,20 +519,21 @@ def _check_alignment_inputs(sentence: Optional[str], file: Optional[Path], targe
         raise OptionError("--gold-file goes with --file (one gold line per pair of the file).")
 
 
-def _align_stdin(model: str, precision: str, beam: Optional[int], length_penalty: Optional[float], batch_size: int,
-                 link_options: tuple, output_format: OutputFormat, subwords: bool) -> None:
+def _align_stdin(model: str, runtime: tuple[str, str], beam: Optional[int], length_penalty: Optional[float],
+                 batch_size: int, link_options: tuple, output_format: OutputFormat, subwords: bool) -> None:
     """inspect alignment of each stdin line with the model's own translation; typed at a terminal,
-    each line as soon as it is typed (after a prompt on stderr). `link_options`: (--min-weight,
-    --mutual, --shift)."""
+    each line as soon as it is typed (after a prompt on stderr). `runtime`: (--precision, --device);
+    `link_options`: (--min-weight, --mutual, --shift)."""
+    precision, device = runtime
     from .alignment import align_lines
     from .translator import Translator
 
     typed = sys.stdin.isatty()
     progress = nullcontext(iter) if typed else line_progress("aligning", _stdin_line_count)
     if typed:
-        translator = Translator.load(model, precision=precision, sentences=1)
+        translator = Translator.load(model, precision=precision, sentences=1, device=device)
     else:
-        translator, lines = Translator.for_lines(_stdin_text_lines(), model, precision=precision)
+        translator, lines = Translator.for_lines(_stdin_text_lines(), model, precision=precision, device=device)
     settings = translator.link_defaults.overridden(*link_options)
 
     def aligned(lines: Iterator[str], size: int):

@@ -18,9 +18,12 @@ from .errors import ModelFileError, OptionError
 DECODE_BATCH_TOKENS = 8000
 
 # Arithmetic of translation's recurrent and output products (int8.py, search_decoder.py). int8 ran
-# beam 5 ~1.6x faster than float32 with dev BLEU within 0.05 (README, "Speed").
-PRECISIONS = ("int8", "float32")
-DEFAULT_PRECISION = "int8"
+# beam 5 ~1.6x faster than float32 with dev BLEU within 0.05 (README, "Speed"). int8 is a CPU
+# path; a GPU runs float32 or torch.autocast's float16/bfloat16. "auto": devices.search_precision.
+PRECISIONS = ("auto", "int8", "float32", "float16", "bfloat16")
+CPU_PRECISIONS = ("int8", "float32")
+GPU_PRECISIONS = ("float32", "float16", "bfloat16")
+DEFAULT_PRECISION = "int8"         # the CPU's choice for "auto", and what CPU-only code defaults to
 INT8_LEVELS = 127.0   # inputs in [-1, 1] are quantized to the integers round(127 x)
 EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 products stay exact
 
@@ -28,7 +31,7 @@ EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 p
 # bfloat16 units, float32 elsewhere; float32 master weights and a float32 loss either way.
 TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
 
-# Where training runs (--device): distributed.resolve_device reads it.
+# Where torch runs (--device of train, translate, evaluate, inspect alignment): devices.resolve_device.
 DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
 # Sizes a model may have, as (low, high): checked for config.json (ModelConfig) and for the

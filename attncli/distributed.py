@@ -1,4 +1,4 @@
-"""Training on many processes (torchrun) and the device a run uses.
+"""Training on many processes (torchrun).
 
 `torchrun --nproc_per_node N -m attncli train ...` (or `attncli train --nproc N`, or several
 machines with torchrun's --nnodes and --rdzv-* options) starts one process per rank with RANK,
@@ -25,27 +25,7 @@ from typing import Any
 
 import torch
 
-from .config import DEVICES_HELP
 from .errors import OptionError
-
-
-def resolve_device(name: str) -> torch.device:
-    """The torch device of --device; a CUDA device that is not there is a one-line error."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise OptionError(f"--device must be {DEVICES_HELP}, got {name!r}.") from None
-    if device.type not in ("cpu", "cuda") or (device.type == "cpu" and device.index is not None):
-        raise OptionError(f"--device must be {DEVICES_HELP}, got {name!r}.")
-    if device.type == "cuda":
-        if not torch.cuda.is_available():
-            raise OptionError(f"--device {name}: this machine has no CUDA GPU that PyTorch can use "
-                              f"(torch {torch.__version__}); use --device cpu.")
-        if device.index is not None and device.index >= torch.cuda.device_count():
-            raise OptionError(f"--device {name}: there are only {torch.cuda.device_count()} CUDA devices.")
-    return device
 
 
 def threads_per_process() -> int:

@@ -53,7 +53,7 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
         return scores.max(dim=-1, keepdim=True)                 # one reading pass
     rows, width = scores.shape
     num_chunks = width // chunk
-    if num_chunks < 4 * k:                                      # narrow rows: nothing to gain
+    if num_chunks < 4 * k or scores.is_cuda:                    # narrow rows, or a GPU's own topk: nothing to gain
         return scores.topk(k, dim=-1)
     whole = num_chunks * chunk
     chunked = scores[:, :whole].reshape(rows, num_chunks, chunk)  # (rows, chunks, chunk), a view
@@ -108,7 +108,7 @@ def top_log_probs_by_rows(output_layer: Callable[[Tensor], Tensor], attentional:
     if rows <= rows_per_slice:
         return top_log_probs(output_layer(attentional), at_limit, k)
     log_probs = attentional.new_empty((rows, k), dtype=torch.float32)
-    ids = torch.empty((rows, k), dtype=torch.long)
+    ids = torch.empty((rows, k), dtype=torch.long, device=attentional.device)
     for start in range(0, rows, rows_per_slice):
         end = min(start + rows_per_slice, rows)
         log_probs[start:end], ids[start:end] = top_log_probs(output_layer(attentional[start:end]), at_limit[start:end], k)
@@ -126,10 +126,10 @@ def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0,
     decoder = decoder or SearchDecoder(model.decoder, "float32")
     state = decoder.initial_state(encoded)
     limits = length_limits(batch.src_lengths)
-    num_sentences = batch.src_ids.size(0)
-    active = torch.arange(num_sentences)                     # original index of each live row
-    prev = torch.full((num_sentences,), BOS_ID, dtype=torch.long)
-    scores = torch.zeros(num_sentences)
+    num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
+    active = torch.arange(num_sentences, device=device)      # original index of each live row
+    prev = torch.full((num_sentences,), BOS_ID, dtype=torch.long, device=device)
+    scores = torch.zeros(num_sentences, device=device)
     tokens: list[list[int]] = [[] for _ in range(num_sentences)]
     results: list[Hypothesis | None] = [None] * num_sentences
     step = 0
@@ -139,12 +139,12 @@ def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0,
         best_log_probs, best = best_log_probs[:, 0], best[:, 0]                # (rows,)
         scores[active] += best_log_probs
         finished = best == EOS_ID
-        for row, index in enumerate(active.tolist()):
-            if finished[row]:
+        for index, ended, piece in zip(active.tolist(), finished.tolist(), best.tolist()):   # one copy from a GPU
+            if ended:
                 score = float(scores[index])
                 results[index] = Hypothesis(tokens[index], score, normalize(score, len(tokens[index]), length_penalty))
             else:
-                tokens[index].append(int(best[row]))
+                tokens[index].append(piece)
         if bool(finished.any()):
             keep = (~finished).nonzero().squeeze(1)
             active, best = active[keep], best[keep]
@@ -166,15 +166,15 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     k = beam_size
     width = min(2 * k, model.config.tgt_vocab_size)
     decoder = decoder or SearchDecoder(model.decoder, "float32")
-    num_sentences = batch.src_ids.size(0)
+    num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
     encoded = model.encode(batch.src_ids, batch.src_lengths)                   # one entry per sentence
-    state = decoder.initial_state(encoded).select(torch.arange(num_sentences).repeat_interleave(k))  # (sentences*beam, ...)
+    sentence_of_block = torch.arange(num_sentences, device=device)  # original index of each live block of k rows
+    state = decoder.initial_state(encoded).select(sentence_of_block.repeat_interleave(k))  # (sentences*beam, ...)
     limits = length_limits(batch.src_lengths)
-    sentence_of_block = torch.arange(num_sentences)           # original index of each live block of k rows
-    scores = torch.full((num_sentences, k), float("-inf"))
+    scores = torch.full((num_sentences, k), float("-inf"), device=device)
     scores[:, 0] = 0.0                                         # only the first beam starts alive
-    prev = torch.full((num_sentences * k,), BOS_ID, dtype=torch.long)
-    history = torch.empty((num_sentences * k, 0), dtype=torch.long)   # (rows, step) pieces so far
+    prev = torch.full((num_sentences * k,), BOS_ID, dtype=torch.long, device=device)
+    history = torch.empty((num_sentences * k, 0), dtype=torch.long, device=device)   # (rows, step) pieces so far
     finished: list[list[Hypothesis]] = [[] for _ in range(num_sentences)]
     step = 0
     while sentence_of_block.numel():
@@ -196,19 +196,20 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
             score = float(top_scores[block, position])
             finished[int(sentence_of_block[block])].append(
                 Hypothesis(pieces, score, normalize(score, len(pieces), length_penalty)))
+        sentences = sentence_of_block.tolist()
         # 2. The best k candidates that do not end in EOS stay alive (there are always k of them).
         alive = torch.sort(is_eos.int(), dim=1, stable=True).indices[:, :k]     # (blocks, k)
         scores = top_scores.gather(1, alive)
-        origin_rows = (torch.arange(blocks)[:, None] * k + origin_beam.gather(1, alive)).view(-1)
+        origin_rows = (torch.arange(blocks, device=device)[:, None] * k + origin_beam.gather(1, alive)).view(-1)
         prev = token.gather(1, alive).view(-1)                                   # (blocks*k,)
         history = torch.cat([history[origin_rows], prev[:, None]], dim=1)
         state = state.select(origin_rows)
         # 3. Sentences with k finished hypotheses leave the batch.
-        done = torch.tensor([len(finished[int(s)]) >= k for s in sentence_of_block])
+        done = torch.tensor([len(finished[s]) >= k for s in sentences], device=device)
         done |= limits[sentence_of_block] <= step                # the limit step forced EOS everywhere
         if bool(done.any()):
             keep_blocks = (~done).nonzero().squeeze(1)
-            keep_rows = (keep_blocks[:, None] * k + torch.arange(k)[None, :]).view(-1)
+            keep_rows = (keep_blocks[:, None] * k + torch.arange(k, device=device)[None, :]).view(-1)
             sentence_of_block, scores = sentence_of_block[keep_blocks], scores[keep_blocks]
             prev, history = prev[keep_rows], history[keep_rows]
             encoded, state = encoded.select(keep_blocks), state.select(keep_rows)

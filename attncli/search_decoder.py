@@ -71,8 +71,8 @@ class SearchDecoder:
         return attentional, DecoderState(torch.stack(new_h), torch.stack(new_c), attentional)
 
     def logits(self, attentional: Tensor) -> Tensor:
-        """(rows, hidden) -> float32 logits (rows, vocab)."""
-        return self.output(attentional)
+        """(rows, hidden) -> float32 logits (rows, vocab) (under a GPU's autocast too)."""
+        return self.output(attentional).float()
 
 
 def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

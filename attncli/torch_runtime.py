@@ -1,7 +1,8 @@
 """The torch runtime of translator.Translator: length-sorted batches through the torch model.
 
-Search runs search.search with a search_decoder.SearchDecoder (int8 or float32 products), built
-on first use: aligning given targets needs none. Teacher-forced attention runs the float32 model.
+Search runs search.search with a search_decoder.SearchDecoder (int8 or float32 products on the
+CPU; float32, or float16/bfloat16 under autocast, on a GPU), built on first use: aligning given
+targets needs none. Teacher-forced attention runs the float32 model.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import numpy as np
 import torch
 
 from .batch import bucketed_batches, make_batch
+from .config import CPU_PRECISIONS
+from .devices import resolve_device, search_autocast, search_precision
 from .modelfile import LoadedModel, load_model
 from .search import search, teacher_forced_attention
 from .search_decoder import SearchDecoder
@@ -22,24 +25,29 @@ from .translator import Translator
 
 
 class TorchTranslator(Translator):
-    """A model loaded into torch; see translator.Translator for the API."""
+    """A model loaded into torch, on the CPU or a GPU; see translator.Translator for the API."""
 
     runtime = "torch"
 
-    def __init__(self, loaded: LoadedModel, precision: str) -> None:
+    def __init__(self, loaded: LoadedModel, precision: str, device: torch.device = torch.device("cpu")) -> None:
         super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.model_info, precision)
-        self.model = loaded.model
+        self.model = loaded.model.to(device)
+        self.torch_device = device
+        self.device = str(device)
 
     @classmethod
-    def from_folder(cls, directory: Path, threads: int, precision: str) -> "TorchTranslator":
+    def from_folder(cls, directory: Path, threads: int, precision: str, device: str = "cpu") -> "TorchTranslator":
+        """Load `directory` on `device` (--device) with search in `precision` (--precision, resolved there)."""
         if threads or not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        return cls(load_model(directory), precision)
+        torch_device = resolve_device(device)
+        return cls(load_model(directory), search_precision(precision, torch_device), torch_device)
 
     @cached_property
     def search_decoder(self) -> SearchDecoder:
-        """The decoder steps of translation, built on first use (`align` with targets needs none)."""
-        return SearchDecoder(self.model.decoder, self.precision)
+        """The decoder steps of translation, built on first use (`align` with targets needs none).
+        float16/bfloat16 run the float products under autocast (search_autocast)."""
+        return SearchDecoder(self.model.decoder, self.precision if self.precision in CPU_PRECISIONS else "float32")
 
     def search_ids(self, encoded: Sequence[list[int] | None], beam: int, alpha: float,
                    batch_tokens: int) -> list[list[int] | None]:
@@ -48,12 +56,15 @@ class TorchTranslator(Translator):
         lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
         for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
             indices = [todo[g] for g in group]
-            batch = make_batch([encoded[i] for i in indices])  # type: ignore[misc]
-            for index, hyp in zip(indices, search(self.model, batch, beam, alpha, self.search_decoder)):
+            batch = make_batch([encoded[i] for i in indices]).to(self.torch_device)  # type: ignore[misc]
+            with search_autocast(self.precision, self.torch_device):
+                hypotheses = search(self.model, batch, beam, alpha, self.search_decoder)
+            for index, hyp in zip(indices, hypotheses):
                 outputs[index] = hyp.token_ids
         return outputs
 
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
-        batch = make_batch(list(sources), list(targets))
+        batch = make_batch(list(sources), list(targets)).to(self.torch_device)
         weights, log_probs = teacher_forced_attention(self.model, batch)   # (pairs, tgt+1, src+1), (pairs, tgt+1)
+        weights, log_probs = weights.cpu(), log_probs.cpu()
         return [(weights[row].numpy(), log_probs[row].numpy()) for row in range(len(sources))]

@@ -37,7 +37,8 @@ from .checkpoint import (BestScores, Progress, TrainState, check_fingerprint, di
 from .config import TrainConfig
 from .corpus import check_readable_file
 from .errors import ModelFileError, OptionError
-from .distributed import Ranks, resolve_device, threads_per_process
+from .devices import resolve_device
+from .distributed import Ranks, threads_per_process
 from .events import TrainEvent
 from .loss import sequence_loss
 from .model import Seq2Seq
@@ -408,7 +409,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
     its SentencePiece models and architecture replace those of `config`.
     The corpus is encoded once into `cache_dir` (default: corpus_cache.default_root()) and read
     from there pair by pair; a later run on the same corpus reuses it.
-    `device` is distributed.resolve_device's choice; started by torchrun, the processes train
+    `device` is devices.resolve_device's choice; started by torchrun, the processes train
     one model together (distributed.py) and only rank 0 reports through `on_event`.
     """
     config.validate()

@@ -22,8 +22,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, overload
 
 from .alignment import Alignment, assemble_alignment, encode_target, own_translation
-from .config import (DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_batch_tokens, check_beam,
-                     check_length_penalty)
+from .config import (CPU_PRECISIONS, DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_batch_tokens,
+                     check_beam, check_length_penalty)
 from .errors import InputError, InputTooLongError, OptionError
 from .model_info import ModelInfo, languages_of
 from .modelfile import DEFAULT_MODEL, resolve_model_path
@@ -42,6 +42,7 @@ class Translator:
     """Translate and explain with one model. Build it with `Translator.load`."""
 
     runtime = ""                  # "numpy" or "torch", for reports
+    device = "cpu"                # where it runs: "cpu", or a GPU ("cuda:0") for the torch runtime
     name = ""                     # the model folder's name (set by `load`): its languages if info.text has none
 
     def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, card: ModelInfo, precision: str) -> None:
@@ -55,15 +56,18 @@ class Translator:
         self.unknown_characters: dict[str, None] = {}
 
     @staticmethod
-    def load(name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, precision: str = DEFAULT_PRECISION,
-             sentences: int | None = None) -> "Translator":
-        """Load a model by folder or shipped name, on the runtime that suits `sentences`.
+    def load(name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, precision: str = "auto",
+             sentences: int | None = None, device: str = "auto") -> "Translator":
+        """Load a model by folder or shipped name, on the runtime that suits `sentences` and `device`.
 
         `sentences`: how many sentences the caller will translate or align (None: many or
-        unknown). `threads` (0: all cores, or $OMP_NUM_THREADS) applies to the torch runtime.
-        `precision` is the arithmetic of search's recurrent and output products: "int8" (the
-        default, ~1.6x faster) or "float32". The attention that `align` shows is always the
-        float model's, teacher-forced.
+        unknown); a few run on the CPU in NumPy unless `device` names a GPU. `device` ("auto",
+        "cpu", "cuda", "cuda:N"; devices.resolve_device) and `threads` (0: all cores, or
+        $OMP_NUM_THREADS) apply to the torch runtime. `precision` is the arithmetic of search's
+        recurrent and output products: "int8" (~1.6x faster) or "float32" on the CPU, "float32",
+        "float16" or "bfloat16" on a GPU; "auto" (the default) is int8 on the CPU and bfloat16
+        (else float16) on a GPU. The attention that `align` shows is always the float model's,
+        teacher-forced.
         """
         if threads < 0:
             raise OptionError(f"--threads must not be negative, got {threads}.")
@@ -71,25 +75,27 @@ class Translator:
             raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {precision!r}.")
         directory = resolve_model_path(name_or_dir)
         translator: Translator
-        if sentences is not None and sentences <= FEW_SENTENCES:
+        few = sentences is not None and sentences <= FEW_SENTENCES
+        if few and device in ("auto", "cpu") and precision in ("auto", *CPU_PRECISIONS):
             from .numpy_runtime import NumpyTranslator
 
-            translator = NumpyTranslator(directory, precision)
+            translator = NumpyTranslator(directory, DEFAULT_PRECISION if precision == "auto" else precision)
         else:
             from .torch_runtime import TorchTranslator
 
-            translator = TorchTranslator.from_folder(directory, threads, precision)
+            translator = TorchTranslator.from_folder(directory, threads, precision, device)
         translator.name = directory.name
         return translator
 
     @staticmethod
     def for_lines(lines: Iterable[str], name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0,
-                  precision: str = DEFAULT_PRECISION) -> tuple["Translator", Iterator[str]]:
+                  precision: str = "auto", device: str = "auto") -> tuple["Translator", Iterator[str]]:
         """`load` for a stream of lines: reads ahead just enough to count a few; returns the
         translator and the same lines, all of them, to translate."""
         lines = iter(lines)
         head = list(itertools.islice(lines, FEW_SENTENCES + 1))
-        translator = Translator.load(name_or_dir, threads, precision, len(head) if len(head) <= FEW_SENTENCES else None)
+        translator = Translator.load(name_or_dir, threads, precision, len(head) if len(head) <= FEW_SENTENCES else None,
+                                     device)
         return translator, itertools.chain(head, lines)
 
     # -- the runtime protocol -------------------------------------------------------------------

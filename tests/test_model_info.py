@@ -167,7 +167,7 @@ def test_beam_out_of_range_is_a_user_error(run_cli, tiny_model_dir, corpus_files
 
 def test_precision_choices_are_config_precisions():
     """cli.Precision is built from config.PRECISIONS: a precision added there is an option value."""
-    script = ("import attncli.config as config; config.PRECISIONS = ('int8', 'float32', 'int4'); "
+    script = ("import attncli.config as config; config.PRECISIONS = ('auto', 'int8', 'float32', 'int4'); "
               "from attncli.cli import Precision; print(' '.join(p.value for p in Precision))")
     output = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True).stdout
-    assert output.split() == ["int8", "float32", "int4"]
+    assert output.split() == ["auto", "int8", "float32", "int4"]

@@ -1,0 +1,95 @@
+"""--device and --precision for translation: what runs where, and the one-line refusals.
+
+No GPU is needed: the GPU's half-precision search is torch.autocast over the same code, which is
+exercised here with the CPU's bfloat16 autocast; a CUDA device that is not there is an error."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from attncli.batch import make_batch
+from attncli.devices import resolve_device, search_autocast, search_precision
+from attncli.errors import OptionError
+from attncli.search import search
+from attncli.search_decoder import SearchDecoder
+from attncli.translator import Translator
+from conftest import assert_one_line_error
+
+
+def test_auto_precision_is_int8_on_the_cpu_and_gpu_precisions_are_refused_there():
+    cpu = torch.device("cpu")
+    assert search_precision("auto", cpu) == "int8"
+    assert search_precision("float32", cpu) == "float32"
+    for half in ("float16", "bfloat16"):
+        with pytest.raises(OptionError, match=f"--precision {half} does not run on the CPU.*int8 or float32"):
+            search_precision(half, cpu)
+
+
+def test_int8_is_refused_on_a_gpu():
+    with pytest.raises(OptionError, match="--precision int8 does not run on a GPU.*float32 or float16 or bfloat16"):
+        search_precision("int8", torch.device("cuda"))
+
+
+def test_cuda_without_a_gpu_is_a_one_line_error_in_translate_and_evaluate(run_cli, tiny_model_dir, corpus_files):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = run_cli(["translate", "--model", tiny_model_dir, "--device", "cuda", "uno dos"])
+    assert_one_line_error(result, "--device cuda", "no CUDA GPU")
+    result = run_cli(["evaluate", corpus_files[1], "--model", tiny_model_dir, "--device", "cuda:1"])
+    assert_one_line_error(result, "--device cuda:1")
+    result = run_cli(["translate", "--model", tiny_model_dir, "--device", "cpu", "--precision", "bfloat16", "uno"])
+    assert_one_line_error(result, "--precision bfloat16", "CPU")
+
+
+def test_evaluate_reports_the_device_and_the_precision_auto_chose(run_cli, tiny_model_dir, corpus_files):
+    result = run_cli(["evaluate", corpus_files[1], "--model", tiny_model_dir, "--json", "--device", "cpu"])
+    assert result.exit_code == 0, result.stderr
+    scores = json.loads(result.stdout)
+    assert (scores["precision"], scores["device"]) == ("int8", "cpu")
+
+
+def test_explicit_cpu_device_runs_torch_and_translates_as_numpy(tiny_model_dir):
+    sentences = ["uno dos", "tres cuatro cinco"]
+    numpy_runtime = Translator.load(tiny_model_dir, threads=1, sentences=1)
+    few_on_cpu = Translator.load(tiny_model_dir, threads=1, sentences=1, device="cpu")
+    assert (numpy_runtime.runtime, few_on_cpu.runtime) == ("numpy", "numpy")   # a few sentences on the CPU: NumPy
+    many = Translator.load(tiny_model_dir, threads=1, device="cpu")
+    assert (many.runtime, many.device, many.precision) == ("torch", "cpu", "int8")
+    assert many.translate(sentences) == numpy_runtime.translate(sentences)
+
+
+def test_search_under_half_precision_autocast_keeps_float32_scores(translator):
+    """The GPU's float16/bfloat16 path (autocast over the float32 search decoder) on the CPU's
+    bfloat16: same hypotheses' lengths bounded, float32 scores, and mostly the same words."""
+    encoded = [translator.encode_source(s)[0] for s in ("uno dos tres", "cuatro cinco", "seis siete ocho nueve")]
+    batch = make_batch(encoded)
+    decoder = SearchDecoder(translator.model.decoder, "float32")
+    reference = search(translator.model, batch, 3, 1.0, decoder)
+    with search_autocast("bfloat16", torch.device("cpu")):
+        assert decoder.logits(torch.zeros(1, translator.model.config.hidden_size)).dtype == torch.float32
+        halved = search(translator.model, batch, 3, 1.0, decoder)
+    assert len(halved) == len(reference)
+    for ref, half in zip(reference, halved):
+        assert isinstance(half.score, float) and half.score <= 0.0
+        assert abs(len(half.token_ids) - len(ref.token_ids)) <= 2
+    assert sum(h.token_ids == r.token_ids for h, r in zip(halved, reference)) >= 2
+
+
+def test_resolve_device_names_the_option_in_its_errors():
+    assert resolve_device("cpu") == torch.device("cpu")
+    with pytest.raises(OptionError, match="--device must be"):
+        resolve_device("cpu:3")
+
+
+def test_inspect_alignment_takes_the_device_too(run_cli, tiny_model_dir, corpus_files):
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a CUDA GPU")
+    result = run_cli(["inspect", "alignment", "uno dos", "--model", tiny_model_dir, "--device", "cuda"])
+    assert_one_line_error(result, "--device cuda", "no CUDA GPU")
+    result = run_cli(["inspect", "alignment", "--file", corpus_files[1], "--model", tiny_model_dir, "--device", "cpu",
+                      "--format", "pharaoh"])
+    assert result.exit_code == 0, result.stderr
+    assert len(result.stdout.splitlines()) == len(corpus_files[1].read_text(encoding="utf-8").splitlines())
