@@ -191,6 +191,7 @@ class TrainConfig:
     warmup_steps: int | None = None   # None: chosen from the corpus size (recipe.py)
     lr_decay: float = 0.5            # multiply the learning rate by this when dev BLEU stalls
     label_smoothing: float = 0.1
+    word_dropout: float = 0.0        # each training piece becomes <unk> with this probability (loss.drop_words)
     clip_norm: float = 5.0
     epochs: int = 100
     max_minutes: float = 0.0         # 0 = no time limit
@@ -226,11 +227,11 @@ class TrainConfig:
             if given.get(name, 0) < 0:
                 raise OptionError(f"{option_name(name)} must not be negative.")
         for name in ("learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing",
-                     "dropout", "guide_weight"):
+                     "dropout", "word_dropout", "guide_weight"):
             if not math.isfinite(given.get(name, 0.0)):
                 raise OptionError(f"{option_name(name)} must be a finite number, got {given[name]}.")
         for name, low, high, closed in (("dropout", 0.0, 1.0, False), ("label_smoothing", 0.0, 1.0, False),
-                                        ("guide_weight", 0.0, 100.0, True)):
+                                        ("word_dropout", 0.0, 1.0, False), ("guide_weight", 0.0, 100.0, True)):
             value = given.get(name, low)
             if not (low <= value <= high if closed else low <= value < high):
                 raise OptionError(f"{option_name(name)} must be in [{low:g}, {high:g}{']' if closed else ')'}, got {value}.")

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from .tokenizer import PAD_ID
+from .tokenizer import EOS_ID, PAD_ID, UNK_ID
 
 if TYPE_CHECKING:
     from .batch import Batch
@@ -47,6 +47,16 @@ class _SmoothedCrossEntropy(torch.autograd.Function):
 def smoothed_cross_entropy(logits: Tensor, gold: Tensor, smoothing: float = 0.0) -> Tensor:
     """Mean over tokens of label-smoothed cross-entropy; logits (tokens, vocab), gold (tokens,)."""
     return _SmoothedCrossEntropy.apply(logits.float(), gold, float(smoothing))
+
+
+def drop_words(ids: Tensor, rate: float) -> Tensor:
+    """Word dropout (Sennrich & Zhang 2019, for small corpora): each real piece of `ids` (batch,
+    len) becomes <unk> with probability `rate`; padding, BOS and EOS stay. The model then cannot
+    lean on any one piece being there. No random numbers are drawn at rate 0."""
+    if rate <= 0.0:
+        return ids
+    dropped = (ids > EOS_ID) & (torch.rand(ids.shape, device=ids.device) < rate)   # ids 0-3: PAD UNK BOS EOS
+    return ids.masked_fill(dropped, UNK_ID)
 
 
 def sequence_loss(model: "Seq2Seq", batch: "Batch", label_smoothing: float,

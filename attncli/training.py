@@ -40,7 +40,7 @@ from .errors import ModelFileError, OptionError
 from .devices import resolve_device
 from .distributed import Ranks, threads_per_process
 from .events import TrainEvent
-from .loss import sequence_loss
+from .loss import drop_words, sequence_loss
 from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
 from .modelfile import (CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model,
@@ -96,6 +96,9 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, c
     no pairs in this update (`present` False) runs `batch` with weight 0. (loss, target tokens)."""
     for group in optimizer.param_groups:
         group["lr"] = learning_rate
+    if config.word_dropout > 0.0:
+        batch = dataclasses.replace(batch, src_ids=drop_words(batch.src_ids, config.word_dropout),
+                                    tgt_in=drop_words(batch.tgt_in, config.word_dropout))
     with autocast(precision, batch.src_ids.device):
         loss, tokens = sequence_loss(model, batch, config.label_smoothing, config.guide_weight)
     tokens = tokens if present else 0
