@@ -49,6 +49,7 @@ VARIANTS = {
     "vocabulary x2": ["--vocab-size", "{vocab2}"],
     "vocabulary /2": ["--vocab-size", "{vocab_half}"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
+    "dropout 0.5": ["--dropout", "0.5"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
         "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],
 }
