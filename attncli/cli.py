@@ -598,7 +598,7 @@ def inspect_step(
     with reported_errors():
         from .attention_steps import check_step_options, explain_step, explain_steps, step_index
         from .pages import check_page_path
-        from .render import attention_step_text, print_attention_step
+        from .step_view import attention_step_text, print_attention_step
 
         if save is not None:
             check_page_path(save)
@@ -670,7 +670,7 @@ def inspect_history(
         history = read_history(resolve_model_path(model_name or model or "es-en"))
         chosen = chosen_validations(history, at) if history.watched or at is not None else []
         if output_format is StepFormat.json:
-            from .render import history_json
+            from .history_view import history_json
 
             typer.echo(json.dumps(history_json(history, chosen), ensure_ascii=False))
         else:
@@ -687,7 +687,7 @@ def inspect_history(
 def _print_history(history, chosen: list[int], minutes: bool) -> None:
     """The terminal view of inspect history: summary, curves, validations, watched sentences."""
     from .plots import curves_text
-    from .render import NOTHING_WATCHED, history_summary, print_time_lapse, validations_notes, validations_table
+    from .history_view import NOTHING_WATCHED, history_summary, print_time_lapse, validations_notes, validations_table
 
     console = stdout_console()
     terminal = console.is_terminal

@@ -3,7 +3,7 @@
 Read from config.json only (`info.history`, `info.watch`, `info.train_config`: no weights, no
 torch): the validation records with the learning rate each recorded, and for the
 sentences watched during training (`train --watch`) the word-level attention recorded at each
-validation, rebuilt as Alignments so that render.py draws them as `inspect alignment` does, with
+validation, rebuilt as Alignments so that history_view.py draws them as `inspect alignment` does, with
 links and AER as `inspect alignment --format pharaoh` and `inspect aer` give them with the plain
 link settings (each target word's most attended source word).
 """

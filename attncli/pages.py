@@ -5,10 +5,10 @@ Each page is self-contained: its CSS and JavaScript inline, its data as JSON in 
 `<script type="application/json">` element, no web address anywhere, so it opens from file://
 without a network. The step page holds every step of one translation (`explain_steps`): click a
 piece of the translation to see its five steps, with the terminal view's numbers
-(`render.attention_step_view`) beside the full vectors of `inspect step --format json`. The
+(`step_view.attention_step_view`) beside the full vectors of `inspect step --format json`. The
 history page holds the training curves (`plots.curves_svg`) and, for the sentences watched while
 training, their word attention as a heat map with a slider through the validations
-(`render.history_json` of every validation).
+(`history_view.history_json` of every validation).
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ def step_page_data(steps: list[StepExplanation], shown: int, model: str, sentenc
     """The step page's data: the `inspect step --format json` of every step (the keys all steps
     share once, under "shared"), each step's terminal numbers ("views"), the attention of all
     steps as a heat map ("matrix", a row per step), and the step shown first."""
-    from .render import attention_step_json, attention_step_view
+    from .step_view import attention_step_json, attention_step_view
 
     full = [attention_step_json(step) for step in steps]
     return {"model": model, "sentence": sentence, "shown": shown,
@@ -77,7 +77,7 @@ def history_page_data(history: TrainingHistory) -> dict[str, Any]:
     """The history page's data: `inspect history --format json` with every validation in the
     time-lapse, a title per validation (with the watched links' AER where there is gold), each
     watched sentence's gold links, and its attention at each validation as a heat map ("maps")."""
-    from .render import NOTHING_WATCHED, history_json, history_summary
+    from .history_view import NOTHING_WATCHED, history_json, history_summary
 
     validations = range(len(history.records)) if history.watched else range(0)
     gold = history.gold()
@@ -96,7 +96,7 @@ def _word_heat_map(history: TrainingHistory, index: int, sentence: int) -> dict[
 
 
 def _lapse_title(history: TrainingHistory, index: int) -> str:
-    from .render import validation_title
+    from .history_view import validation_title
 
     score = history.aer(index)
     return validation_title(history, index) + ("" if score is None else f" · AER {score.aer:.3f}")

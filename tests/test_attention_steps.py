@@ -20,7 +20,7 @@ from safetensors.numpy import load_file
 from attncli.attention_steps import StepExplanation, explain_step
 from attncli.batch import make_batch
 from attncli.modelfile import load_model, save_model
-from attncli.render import attention_step_json, print_attention_step
+from attncli.step_view import attention_step_json, print_attention_step
 from attncli.translator import Translator
 
 SENTENCE = "¿Dónde está el perro?"

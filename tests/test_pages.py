@@ -16,7 +16,7 @@ from conftest import SUBPROCESS_ENV, WATCHED_PAIR, assert_one_line_error
 from test_history import body_rows, lines_of
 
 from attncli.pages import embedded_json
-from attncli.render import NOTHING_WATCHED
+from attncli.history_view import NOTHING_WATCHED
 
 SENTENCE = "¿Dónde está el perro?"
 
