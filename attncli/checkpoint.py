@@ -75,6 +75,8 @@ class Progress:
     elapsed_s: float = 0.0
     precision: str = "float32"          # training arithmetic, resolved (training_precision.py)
     processes: int = 1                  # training processes (torchrun ranks); --resume needs as many
+    loss_scale: float = 0.0             # float16's gradient scaler: its scale (0: no scaler) ...
+    scale_growth: int = 0               # ... and its count of steps since the scale last changed
 
 
 @dataclass
@@ -209,7 +211,10 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
         raise ModelFileError(f"{json_path}: 'history' must be a list of validation records.")
     precision = document.get("precision", "float32")      # states saved before it was recorded
     if precision not in TRAIN_PRECISIONS or precision == "auto":     # a state records the resolved one
-        raise ModelFileError(f"{json_path}: 'precision' must be float32 or bfloat16.")
+        raise ModelFileError(f"{json_path}: 'precision' must be one of {', '.join(TRAIN_PRECISIONS[1:])}.")
+    loss_scale, scale_growth = document.get("loss_scale", 0.0), document.get("scale_growth", 0)
+    if not isinstance(loss_scale, (int, float)) or not isinstance(scale_growth, int) or loss_scale < 0 or scale_growth < 0:
+        raise ModelFileError(f"{json_path}: 'loss_scale' and 'scale_growth' must be numbers, not negative.")
     processes = document.get("processes", 1)              # states saved before it was recorded: one
     if not isinstance(processes, int) or isinstance(processes, bool) or processes < 1:
         raise ModelFileError(f"{json_path}: 'processes' must be a positive integer.")
@@ -222,7 +227,7 @@ def _read_progress(document: dict[str, Any], json_path: Path) -> Progress:
         best=BestScores(bleu=float(best["bleu"]), chrf=float(best["chrf"]), step=int(best["step"]),
                         loss=math.inf if best["loss"] is None else float(best["loss"])),
         history=history, elapsed_s=float(_need(document, "elapsed_s", (int, float), json_path)), precision=precision,
-        processes=processes)
+        processes=processes, loss_scale=float(loss_scale), scale_growth=scale_growth)
 
 
 def _expected_tensors(config: ModelConfig, optimizer_params: list, best_states: int, json_path: Path) -> dict[str, tuple | None]:

@@ -158,7 +158,7 @@ def train(
     beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = DEFAULTS.beam,
     length_penalty: Annotated[float, typer.Option(help="Default length normalisation exponent stored with the model.")] = DEFAULTS.length_penalty,
     average_last: Annotated[int, typer.Option(help="Average the weights of the last N best checkpoints at the end.")] = DEFAULTS.average_last,
-    train_precision: Annotated[TrainPrecision, typer.Option(help="Training arithmetic: auto (bfloat16 on CPUs with AVX-512 BF16 or AMX, else float32), float32, or bfloat16 (matrix products; float32 weights and loss).")] = TrainPrecision(DEFAULTS.train_precision),
+    train_precision: Annotated[TrainPrecision, typer.Option(help="Training arithmetic: auto (bfloat16 on CPUs with AVX-512 BF16 or AMX, else float32; on a GPU bfloat16, else float16), float32, bfloat16, or float16 (GPUs only, with a gradient scaler): matrix products; float32 weights and loss.")] = TrainPrecision(DEFAULTS.train_precision),
     fp16_weights: Annotated[bool, typer.Option(help="Save weights in float16 (half the size).")] = DEFAULTS.fp16_weights,
     seed: Annotated[int, typer.Option(help="Random seed: same seed, same data order, same model.")] = DEFAULTS.seed,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,

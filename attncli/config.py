@@ -27,9 +27,10 @@ DEFAULT_PRECISION = "int8"         # the CPU's choice for "auto", and what CPU-o
 INT8_LEVELS = 127.0   # inputs in [-1, 1] are quantized to the integers round(127 x)
 EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 products stay exact
 
-# Arithmetic of training (training_precision.py): "auto" picks bfloat16 where the CPU has AMX
-# bfloat16 units, float32 elsewhere; float32 master weights and a float32 loss either way.
-TRAIN_PRECISIONS = ("auto", "float32", "bfloat16")
+# Arithmetic of training (training_precision.py): "auto" picks bfloat16 where the CPU multiplies
+# bfloat16 in hardware, float32 elsewhere; on a GPU bfloat16, else float16 (a GPU's only, with a
+# gradient scaler); float32 master weights and a float32 loss always.
+TRAIN_PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
 # Where torch runs (--device of train, translate, evaluate, inspect alignment): devices.resolve_device.
 DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"

@@ -50,7 +50,7 @@ from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
 from .training_data import TrainingData, make_training_batch, prepare_data
-from .training_precision import autocast, resolve_train_precision
+from .training_precision import autocast, loss_scaler, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
 
@@ -90,7 +90,7 @@ def set_seed(seed: int) -> None:
 
 def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, config: TrainConfig,
                precision: str, learning_rate: float, ranks: Ranks = Ranks(),
-               present: bool = True) -> tuple[torch.Tensor, int]:
+               present: bool = True, scaler: torch.amp.GradScaler | None = None) -> tuple[torch.Tensor, int]:
     """One update on `batch`: forward in `precision`, backward, gradients summed over `ranks`
     (each rank's mean loss weighted by its share of the target tokens), clip, Adam. A rank with
     no pairs in this update (`present` False) runs `batch` with weight 0. (loss, target tokens)."""
@@ -103,10 +103,17 @@ def train_step(model: Seq2Seq, optimizer: torch.optim.Optimizer, batch: Batch, c
         loss, tokens = sequence_loss(model, batch, config.label_smoothing, config.guide_weight)
     tokens = tokens if present else 0
     optimizer.zero_grad(set_to_none=True)
-    (loss * ranks.weight(tokens)).backward()
-    ranks.sum_gradients(model)
+    weighted = loss * ranks.weight(tokens)
+    (scaler.scale(weighted) if scaler is not None else weighted).backward()
+    ranks.sum_gradients(model)               # every rank then sees the same sums: the same scaler decisions
+    if scaler is not None:
+        scaler.unscale_(optimizer)           # clip the true gradients
     torch.nn.utils.clip_grad_norm_(model.parameters(), config.clip_norm)
-    optimizer.step()
+    if scaler is not None:
+        scaler.step(optimizer)               # skipped when a gradient overflowed; then the scale shrinks
+        scaler.update()
+    else:
+        optimizer.step()
     return loss.detach(), tokens
 
 
@@ -156,6 +163,8 @@ class TrainingRun:
         self.time_limit = self.config.max_minutes * 60.0 if self.config.max_minutes > 0 else math.inf
         if saved is not None:
             self.restore(saved)
+        self.scaler = loss_scaler(self.progress.precision, setup.device, self.progress.loss_scale,
+                                  self.progress.scale_growth)
         self.start = time.monotonic() - self.progress.elapsed_s
         self.rate = TokenRate()
         self.finishing = False
@@ -199,6 +208,9 @@ class TrainingRun:
         """What --resume needs, as of now."""
         data = self.setup.data
         progress = dataclasses.replace(self.progress, elapsed_s=self.elapsed())
+        if self.scaler is not None:
+            progress = dataclasses.replace(progress, loss_scale=self.scaler.get_scale(),
+                                           scale_growth=int(self.scaler.state_dict()["_growth_tracker"]))
         return TrainState(self.setup.fingerprint, self.model.config.to_dict(), progress, self.model.state_dict(),
                           self.optimizer.state_dict()["state"], torch.get_rng_state(), data.src_tok.model_proto,
                           data.tgt_tok.model_proto, self.best_states)
@@ -226,7 +238,7 @@ class TrainingRun:
             batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok)
             loss, tokens = train_step(self.model, self.optimizer, batch.to(self.setup.device), self.config,
                                       progress.precision, self.learning_rate(), ranks,
-                                      present=len(share) > 0)
+                                      present=len(share) > 0, scaler=self.scaler)
             progress.step += 1
             progress.batches_done += 1
         self.report_step(float(loss), tokens)
@@ -421,6 +433,7 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
                          str(init_from) if init_from is not None else None, resume, overwrite,
                          Path(cache_dir) if cache_dir is not None else None, tuple(stop_signals))
     torch_device = resolve_device(device)
+    resolve_train_precision(config.train_precision, torch_device)    # refused here, not after reading the data
     ranks = Ranks.join(torch_device)
     try:
         result = _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks,

@@ -1,4 +1,5 @@
-"""The arithmetic of training: float32, or bfloat16 matrix products with float32 master weights.
+"""The arithmetic of training: float32, or bfloat16 (float16 on a GPU, with a gradient scaler)
+matrix products with float32 master weights.
 
 "auto" picks bfloat16 where the CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX)
 and float32 elsewhere. Measured on a 2-core AMD EPYC (AVX-512 BF16, no AMX), es-en, JoeyNMT's
@@ -26,23 +27,40 @@ if TYPE_CHECKING:
 
 
 def resolve_train_precision(choice: str, device: "torch.device | None" = None) -> str:
-    """"float32" or "bfloat16" for the option value `choice` (one of TRAIN_PRECISIONS) on this CPU,
-    or on `device` when it is a GPU (auto: bfloat16 where the GPU supports it)."""
+    """"float32", "bfloat16" or "float16" for the option value `choice` (one of TRAIN_PRECISIONS)
+    on this CPU, or on `device` when it is a GPU (auto: bfloat16 where the GPU supports it, else
+    float16). float16 is a GPU's: the CPU's LSTM has no float16 kernel."""
     if choice not in TRAIN_PRECISIONS:
         raise OptionError(f"--train-precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {choice!r}.")
-    if choice == "auto" and device is not None and device.type == "cuda":
+    on_gpu = device is not None and device.type == "cuda"
+    if choice == "auto" and on_gpu:
         import torch
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float32"
+        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
     if choice == "auto":
         return "bfloat16" if has_bf16_matmul() else "float32"
+    if choice == "float16" and not on_gpu:
+        raise OptionError("--train-precision float16 runs on a GPU only (--device cuda); on the CPU use float32 or bfloat16.")
     return choice
 
 
 def autocast(precision: str, device: "torch.device | None" = None) -> AbstractContextManager:
     """The context a training forward pass runs in, for a resolved precision, on `device` (CPU by default)."""
-    if precision == "bfloat16":
+    if precision in ("bfloat16", "float16"):
         import torch
 
-        return torch.autocast(device.type if device is not None else "cpu", dtype=torch.bfloat16)
+        return torch.autocast(device.type if device is not None else "cpu", dtype=getattr(torch, precision))
     return nullcontext()
+
+
+def loss_scaler(precision: str, device: "torch.device", scale: float = 0.0, growth: int = 0) -> "torch.amp.GradScaler | None":
+    """float16 training's gradient scaler: float16 gradients underflow without one (bfloat16 and
+    float32 need none: None). `scale` and `growth` (its count of good steps) continue a saved run's."""
+    if precision != "float16":
+        return None
+    import torch
+
+    scaler = torch.amp.GradScaler(device.type)
+    if scale:
+        scaler.load_state_dict({**scaler.state_dict(), "scale": scale, "_growth_tracker": growth})
+    return scaler

@@ -10,9 +10,12 @@ import torch
 from safetensors.torch import load_file
 
 from attncli import hardware, machine
+from attncli.batch import make_batch
 from attncli.config import TrainConfig
-from attncli.training import TrainingInterrupted, train
-from attncli.training_precision import resolve_train_precision
+from attncli.errors import OptionError
+from attncli.model import Seq2Seq
+from attncli.training import TrainingInterrupted, train, train_step
+from attncli.training_precision import loss_scaler, resolve_train_precision
 from conftest import assert_one_line_error
 
 NUMBERS = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=150, epochs=5,
@@ -93,3 +96,35 @@ def test_train_errors_name_the_option_typed(run_cli, numbers, tmp_path, option, 
     result = run_cli(["train", numbers[0], "--dev", numbers[1], "--out", tmp_path / "m", option, value])
     assert_one_line_error(result, named, code=None)
     assert not (tmp_path / "m").exists()
+
+
+def test_float16_training_is_a_gpu_s_and_refused_on_the_cpu(run_cli, numbers, tmp_path):
+    with pytest.raises(OptionError, match="float16 runs on a GPU only"):
+        resolve_train_precision("float16", torch.device("cpu"))
+    result = run_cli(["train", numbers[0], "--out", tmp_path / "m", "--train-precision", "float16"])
+    assert_one_line_error(result, "--train-precision float16", "GPU")
+
+
+def test_the_gradient_scaler_of_float16_changes_no_update():
+    """float16 training scales the loss and unscales the gradients before clipping (train_step);
+    with powers of two that is exact, so a scaled float32 update equals a plain one bit for bit."""
+    config = replace(TrainConfig(), dropout=0.0, label_smoothing=0.1, clip_norm=0.5)
+    model_config = config.model_config(40, 40)
+    runs = []
+    for scaler in (None, loss_scaler("float16", torch.device("cpu"))):
+        torch.manual_seed(3)
+        model = Seq2Seq(replace(model_config, embed_size=16, hidden_size=16))
+        optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+        for step in range(3):
+            torch.manual_seed(step)
+            batch = make_batch([torch.randint(4, 40, (n,)).tolist() for n in (5, 3, 7)],
+                               [torch.randint(4, 40, (n,)).tolist() for n in (4, 6, 2)])
+            train_step(model, optimizer, batch, config, "float32", 0.01, scaler=scaler)
+        runs.append(model.state_dict())
+    assert all(torch.equal(runs[0][name], runs[1][name]) for name in runs[0])
+
+
+def test_a_saved_scaler_continues_where_it_was():
+    scaler = loss_scaler("float16", torch.device("cpu"), scale=1024.0, growth=7)
+    assert (scaler.get_scale(), scaler.state_dict()["_growth_tracker"]) == (1024.0, 7)
+    assert loss_scaler("bfloat16", torch.device("cpu")) is None
