@@ -25,6 +25,19 @@ def test_the_shipped_recipe_is_unchanged_on_the_full_corpus():
     config, _ = complete_recipe(TrainConfig(embed_size=256, hidden_size=384, dropout=0.25), 112_000)
     assert (config.vocab_size, config.batch_tokens, config.dropout, config.tied_output, config.warmup_steps) == \
         (8000, 4096, 0.25, False, 400)
+    config, _ = complete_recipe(TrainConfig(embed_size=256, hidden_size=384, dropout=0.25, max_minutes=90), 112_000)
+    assert config.vocab_size == 8000                 # its rebuild command's 90 minutes
+
+
+@pytest.mark.parametrize("pairs, minutes, vocab, said", [
+    (114_000, 30, 4000, "114,000 training pairs in 30 minutes → vocabulary 4,000"),
+    (114_000, 59.5, 4000, "114,000 training pairs in 59.5 minutes → vocabulary 4,000"),
+    (114_000, 60, 8000, "114,000 training pairs → vocabulary 8,000"),
+    (45_000, 30, 4000, "45,000 training pairs → vocabulary 4,000")])
+def test_a_short_time_budget_keeps_large_corpora_on_a_4k_vocabulary(pairs, minutes, vocab, said):
+    """Under an hour the 8,000-piece output layer's slower updates do not pay off (recipe.py's measurements)."""
+    config, line = complete_recipe(TrainConfig(max_minutes=minutes), pairs)
+    assert config.vocab_size == vocab and line.startswith(said)
 
 
 def test_options_given_win():
