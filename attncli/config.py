@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from .errors import ModelFileError, OptionError
@@ -58,6 +59,13 @@ def check_beam(beam: int) -> None:
     """Refuse a beam size outside 1..MAX_BEAM (translate, evaluate, inspect and train's default)."""
     if not isinstance(beam, int) or isinstance(beam, bool) or not 1 <= beam <= MAX_BEAM:
         raise OptionError(f"--beam must be from 1 to {MAX_BEAM}, got {beam}.")
+
+
+def check_save_suffix(path: Path, suffixes: tuple[str, ...], note: str = "") -> None:
+    """Refuse a --save file name that does not end in one of `suffixes` (before any work is done)."""
+    if path.suffix.lower() not in suffixes:
+        endings = suffixes[0] if len(suffixes) == 1 else f"{', '.join(suffixes[:-1])} or {suffixes[-1]}"
+        raise OptionError(f"--save {path}: the file name must end in {endings}{note}.")
 
 
 MAX_LENGTH_PENALTY = 10.0   # score / length^A: beyond this the length alone picks the output

@@ -8,9 +8,11 @@ GPU that has it and float16 on one that does not. This module is imported only w
 
 from __future__ import annotations
 
+from contextlib import nullcontext
+
 import torch
 
-from .config import CPU_PRECISIONS, DEVICES_HELP, GPU_PRECISIONS, PRECISIONS
+from .config import CPU_PRECISIONS, DEFAULT_PRECISION, DEVICES_HELP, GPU_PRECISIONS, PRECISIONS
 from .errors import OptionError
 
 
@@ -39,7 +41,7 @@ def search_precision(choice: str, device: torch.device) -> str:
         raise OptionError(f"--precision must be one of {', '.join(PRECISIONS)}, got {choice!r}.")
     on_gpu = device.type == "cuda"
     if choice == "auto":
-        return ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if on_gpu else "int8"
+        return ("bfloat16" if torch.cuda.is_bf16_supported() else "float16") if on_gpu else DEFAULT_PRECISION
     allowed = GPU_PRECISIONS if on_gpu else CPU_PRECISIONS
     if choice not in allowed:
         where = "a GPU" if on_gpu else "the CPU"
@@ -49,8 +51,6 @@ def search_precision(choice: str, device: torch.device) -> str:
 
 def search_autocast(precision: str, device: torch.device):
     """The context search runs in: torch.autocast to float16/bfloat16 on a GPU, else nothing."""
-    from contextlib import nullcontext
-
     if precision in ("float16", "bfloat16"):
         return torch.autocast(device.type, dtype=getattr(torch, precision))
     return nullcontext()

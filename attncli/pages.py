@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any, Optional
 
 import numpy as np
 
+from .config import check_save_suffix
 from .errors import OptionError
 
 if TYPE_CHECKING:
@@ -35,8 +36,7 @@ SHARED_STEP_KEYS = ("source_pieces", "target_pieces", "target_words", "target_wo
 
 def check_page_path(path: Path) -> None:
     """Refuse a --save file name that is not .html (before any work is done)."""
-    if path.suffix.lower() != PAGE_SUFFIX:
-        raise OptionError(f"--save {path}: the file name must end in .html (a page to open in a browser).")
+    check_save_suffix(path, (PAGE_SUFFIX,), " (a page to open in a browser)")
 
 
 # -- inspect step --save: every step of one translation -------------------------------------------

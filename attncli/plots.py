@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator, Optional
 
+from .config import check_save_suffix
 from .errors import OptionError
 from .history import TrainingHistory
 
@@ -88,8 +89,7 @@ def _draw(panel, x: list[float], y: list[float], marker: str, label: Optional[st
 
 def check_save_path(path: Path) -> None:
     """Refuse a --save file name that is not .svg, .png or .html (before any work is done)."""
-    if path.suffix.lower() not in PICTURE_SUFFIXES:
-        raise OptionError(f"--save {path}: the file name must end in .svg, .png or .html.")
+    check_save_suffix(path, PICTURE_SUFFIXES)
 
 
 def save_curves(history: TrainingHistory, path: Path, minutes: bool = False) -> None:

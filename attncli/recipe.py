@@ -45,8 +45,8 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     """`config` with its unset (None) recipe fields chosen for `pairs` training pairs, and a line
     saying what was chosen (empty if nothing was)."""
     row = next(row for row in RULE if row[0] is None or pairs < row[0])
-    short = 0 < config.max_minutes < SHORT_BUDGET_MINUTES
-    if row[0] is None and short:
+    shortened = row[0] is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
+    if shortened:
         row = RULE[-2]
     _, vocab, batch, dropout, tied, warmup = row
     rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
@@ -60,5 +60,5 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
              "tied_output": "tied output embeddings" if chosen.get("tied_output") else "separate output embeddings",
              "warmup_steps": f"warm-up {chosen.get('warmup_steps', 0)} updates"}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
-    budget = f" in {config.max_minutes:g} minutes" if short and pairs >= RULE[-2][0] else ""
+    budget = f" in {config.max_minutes:g} minutes" if shortened else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"

@@ -27,6 +27,7 @@ from rich.text import Text
 
 from .alignment import (Alignment, AlignmentScore, PharaohLinks, TableWords, format_pharaoh,
                         table_weights, table_words)
+from .config import check_save_suffix
 from .errors import OptionError
 from .heat import heat_colour, text_colour
 
@@ -247,8 +248,7 @@ def print_alignment_table(console: Console, alignment: Alignment, subwords: bool
 
 def check_picture_path(path: Path) -> None:
     """Refuse a --save file name that is not .svg or .html (before any work is done)."""
-    if path.suffix.lower() not in PICTURE_SUFFIXES:
-        raise OptionError(f"--save {path}: the file name must end in .svg or .html.")
+    check_save_suffix(path, PICTURE_SUFFIXES)
 
 
 # rich's SVG template without its web fonts (fetched from a CDN) and its comment's link: the

@@ -33,7 +33,10 @@ class TorchTranslator(Translator):
         super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.model_info, precision)
         self.model = loaded.model.to(device)
         self.torch_device = device
-        self.device = str(device)
+
+    @property
+    def device(self) -> str:  # type: ignore[override]
+        return str(self.torch_device)
 
     @classmethod
     def from_folder(cls, directory: Path, threads: int, precision: str, device: str = "cpu") -> "TorchTranslator":

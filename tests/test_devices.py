@@ -6,6 +6,7 @@ exercised here with the CPU's bfloat16 autocast; a CUDA device that is not there
 from __future__ import annotations
 
 import json
+import math
 
 import pytest
 import torch
@@ -13,8 +14,10 @@ import torch
 from attncli.batch import make_batch
 from attncli.devices import resolve_device, search_autocast, search_precision
 from attncli.errors import OptionError
+from attncli.scoring import length_limit
 from attncli.search import search
 from attncli.search_decoder import SearchDecoder
+from attncli.tokenizer import BOS_ID, EOS_ID
 from attncli.translator import Translator
 from conftest import assert_one_line_error
 
@@ -63,19 +66,24 @@ def test_explicit_cpu_device_runs_torch_and_translates_as_numpy(tiny_model_dir):
 
 def test_search_under_half_precision_autocast_keeps_float32_scores(translator):
     """The GPU's float16/bfloat16 path (autocast over the float32 search decoder) on the CPU's
-    bfloat16: same hypotheses' lengths bounded, float32 scores, and mostly the same words."""
+    bfloat16: the decoder steps run in bfloat16, the logits and scores stay float32, and every
+    hypothesis is a valid output. (Which words come out depends on the CPU's bfloat16 kernels, so
+    it is not compared: no test may assume one CPU.)"""
     encoded = [translator.encode_source(s)[0] for s in ("uno dos tres", "cuatro cinco", "seis siete ocho nueve")]
     batch = make_batch(encoded)
     decoder = SearchDecoder(translator.model.decoder, "float32")
-    reference = search(translator.model, batch, 3, 1.0, decoder)
+    vocab = translator.model.config.tgt_vocab_size
     with search_autocast("bfloat16", torch.device("cpu")):
-        assert decoder.logits(torch.zeros(1, translator.model.config.hidden_size)).dtype == torch.float32
+        memory = translator.model.encode(batch.src_ids, batch.src_lengths)
+        attentional, _ = decoder.step(torch.full((3,), BOS_ID), decoder.initial_state(memory), memory)
+        assert attentional.dtype == torch.bfloat16                     # the half-precision arithmetic ran
+        assert decoder.logits(attentional).dtype == torch.float32
         halved = search(translator.model, batch, 3, 1.0, decoder)
-    assert len(halved) == len(reference)
-    for ref, half in zip(reference, halved):
-        assert isinstance(half.score, float) and half.score <= 0.0
-        assert abs(len(half.token_ids) - len(ref.token_ids)) <= 2
-    assert sum(h.token_ids == r.token_ids for h, r in zip(halved, reference)) >= 2
+    assert len(halved) == len(encoded)
+    for source, hypothesis in zip(encoded, halved):
+        assert isinstance(hypothesis.score, float) and math.isfinite(hypothesis.score) and hypothesis.score <= 0.0
+        assert len(hypothesis.token_ids) <= length_limit(len(source) + 1)   # source + EOS
+        assert all(EOS_ID < piece < vocab for piece in hypothesis.token_ids)
 
 
 def test_resolve_device_names_the_option_in_its_errors():
