@@ -43,6 +43,7 @@ from .corpus import SentencePair
 from .errors import CorpusError
 
 CACHE_VERSION = 1
+UNREADABLE = (OSError, ValueError, KeyError, TypeError, AttributeError)   # a meta.json that cannot be used
 KEEP = 3                      # cache folders kept; the least recently used beyond this are removed
 META = "meta.json"
 BUILDING = ".building-"       # prefix of folders being written
@@ -190,8 +191,11 @@ class CacheBuilder:
         self.pairs += pairs
 
     def commit(self, meta: dict[str, Any], src_spm: bytes, tgt_spm: bytes,
-               held_out: Sequence[SentencePair] | None) -> Path:
-        """Finish the files, write the models, the dev pairs and meta.json; rename into place."""
+               held_out: Sequence[SentencePair] | None) -> tuple[Path, dict[str, Any]]:
+        """Finish the files, write the models, the dev pairs and meta.json; rename into place. The
+        folder and its meta; if another process committed the same cache meanwhile (the same
+        corpus and options, read at the same time), that one, and this build is dropped: a
+        cache in use is never replaced by its twin."""
         try:
             for handle in self.files.values():
                 handle.close()
@@ -208,18 +212,32 @@ class CacheBuilder:
                         length_dtype=self.length_dtype.name, spm_sha256=[sha256(src_spm), sha256(tgt_spm)], files=files)
             (self.folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
             final = self.root / f"{sha256(json.dumps([meta['data'], meta['spm_sha256']]).encode())[:16]}"
+            twin = _sound_twin(final, meta)
+            if twin is not None:
+                self.abort()
+                return final, twin
             _replace_folder(self.folder, final)
         except OSError as exc:
             self.abort()
             raise _cannot_write(self.root, exc) from None
         remove_old(self.root, keep=final)
-        return final
+        return final, meta
 
     def abort(self) -> None:
         for handle in getattr(self, "files", {}).values():
             handle.close()
         if hasattr(self, "folder"):
             shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def _sound_twin(final: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
+    """The meta of a sound cache at `final` built from the same inputs as `meta`, or None."""
+    try:
+        existing = json.loads((final / META).read_text(encoding="utf-8"))
+        same = all(existing.get(key) == meta[key] for key in ("version", "data", "spm_sha256"))
+        return existing if same and damage(final, existing) is None else None
+    except UNREADABLE:
+        return None
 
 
 def _replace_folder(built: Path, final: Path) -> None:
@@ -284,7 +302,7 @@ def find(root: Path, data: dict[str, Any], accept: Callable[[dict[str, Any]], bo
             if meta.get("version") != CACHE_VERSION or meta.get("data") != data or not accept(meta):
                 continue
             problem = damage(folder, meta)
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        except UNREADABLE as exc:
             problem = f"{META} is unreadable ({exc})"
         if problem is None:
             os.utime(folder / META)                     # the last use, for remove_old

@@ -8,7 +8,6 @@ turns the indices of one batch into tensors.
 from __future__ import annotations
 
 import dataclasses
-import json
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,7 +19,7 @@ from .batch import Batch, make_batch
 from .checkpoint import file_fingerprint
 from .config import TrainConfig
 from .corpus import SentencePair, read_pairs
-from .corpus_cache import META, CacheBuilder, EncodedPairs, default_root, find, pair_hashes, sha256
+from .corpus_cache import CacheBuilder, EncodedPairs, default_root, find, pair_hashes, sha256
 from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
@@ -146,8 +145,7 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
     meta = {"data": data, "tokenizers": wanted(train_pairs), "train_pairs": train_pairs,
             "skipped": counts.skipped, "duplicates": counts.duplicates}
     held_out = list(scan.held_out.values()) if data["held_out_dev"] else None
-    folder = builder.commit(meta, tokenizers[0].model_proto, tokenizers[1].model_proto, held_out)
-    return folder, json.loads((folder / META).read_text(encoding="utf-8"))
+    return builder.commit(meta, tokenizers[0].model_proto, tokenizers[1].model_proto, held_out)
 
 
 SMALL_CORPUS = 1000          # fewer training pairs than this: warn

@@ -285,8 +285,29 @@ def test_encoding_processes_write_what_one_process_writes(tmp_path, corpus_files
     for workers in (1, 3):
         builder = CacheBuilder(tmp_path / f"w{workers}", len(tokenizer), 12, guides=False)
         counts = corpus_passes.encode(path, scan, (tokenizer, tokenizer), 12, None, builder, lambda event: None, workers)
-        folders.append(builder.commit({"data": {}, "skipped": counts.skipped}, tokenizer.model_proto, tokenizer.model_proto, None))
+        folders.append(builder.commit({"data": {}, "skipped": counts.skipped}, tokenizer.model_proto, tokenizer.model_proto, None)[0])
         assert counts.skipped > 0
     one, many = (json.loads((folder / corpus_cache.META).read_text()) for folder in folders)
     assert one["files"] == many["files"] and one["pairs"] == many["pairs"] > 100
     assert [p.name for p in (tmp_path / "w3").iterdir()] == [folders[1].name]      # the parts are gone
+
+
+def test_a_cache_committed_meanwhile_by_another_run_is_used_not_replaced(corpus_files, tmp_path):
+    """Two runs on the same corpus at once build the same cache; the second to finish drops its
+    copy and uses the first's, which a run may be reading (replacing it made that run fail:
+    two `data_sizes.py` variants in parallel)."""
+    from attncli import corpus_passes
+    from attncli.corpus_cache import META, CacheBuilder
+    from attncli.tokenizer import Tokenizer
+
+    scan = corpus_passes.scan(corpus_files[0], 1, False, 1000, lambda event: None)
+    tokenizer = Tokenizer.train((text for pair in scan.sample for text in (pair.source, pair.target)), 300)
+    builders = [CacheBuilder(tmp_path, len(tokenizer), 12, guides=False) for _ in range(2)]
+    for builder in builders:
+        corpus_passes.encode(corpus_files[0], scan, (tokenizer, tokenizer), 12, None, builder, lambda event: None)
+    first, first_meta = builders[0].commit({"data": {}}, tokenizer.model_proto, tokenizer.model_proto, None)
+    meta_file = (first / META).stat()
+    second, second_meta = builders[1].commit({"data": {}}, tokenizer.model_proto, tokenizer.model_proto, None)
+    assert second == first and second_meta == first_meta
+    assert (first / META).stat().st_ino == meta_file.st_ino           # the first cache was not replaced
+    assert [p.name for p in tmp_path.iterdir()] == [first.name]      # the second build is gone
