@@ -42,6 +42,7 @@ ATTNCLI = [sys.executable, "-m", "attncli"]          # this tree's attncli (a sn
 ATTNCLI_ENV = dict(os.environ, PYTHONPATH=str(ROOT))
 DEFAULT_SIZES = ["2000:5", "10000:8", "30000:15", "0:30"]
 HELD_OUT_DEV = 1000          # fr-en dev pairs taken out of the training file
+EXAMPLE_WORDS = 5            # examples: dev sentences of at most this many words, in a seeded order
 
 # Variants: options on top of the defaults (each changes what the recipe would choose).
 VARIANTS = {
@@ -97,7 +98,24 @@ def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: 
                              "--threads", str(threads)], capture_output=True, text=True, check=True, env=ATTNCLI_ENV)
     result = json.loads(scores.stdout)
     log(f"{folder.name}: BLEU {result['bleu']:.2f}")
-    return {"name": name, "bleu": result["bleu"], "chrf": result["chrf"]}
+    return {"name": name, "bleu": result["bleu"], "chrf": result["chrf"], "folder": folder}
+
+
+def short_dev_pairs(dev: Path, count: int, seed: int) -> list[tuple[str, str]]:
+    """`count` dev pairs of at most EXAMPLE_WORDS source words, in a seeded random order: examples
+    nobody picked by hand."""
+    pairs = [line.split("\t")[:2] for line in dev.read_text(encoding="utf-8").splitlines() if "\t" in line]
+    random.Random(seed).shuffle(pairs)
+    return [(source, target) for source, target in pairs if len(source.split()) <= EXAMPLE_WORDS][:count]
+
+
+def example_translations(folder: Path, dev: Path, count: int, seed: int, threads: int) -> list[tuple[str, str, str]]:
+    """(source, reference, the model's translation) for `count` short dev pairs."""
+    pairs = short_dev_pairs(dev, count, seed)
+    run = subprocess.run([*ATTNCLI, "translate", "--model", str(folder), "--threads", str(threads)],
+                         input="".join(source + "\n" for source, _ in pairs), capture_output=True, text=True,
+                         check=True, env=ATTNCLI_ENV)
+    return [(source, target, output) for (source, target), output in zip(pairs, run.stdout.splitlines())]
 
 
 def run_joey(train: Path, dev: Path, minutes: float, work: Path, vocab: int, args: argparse.Namespace) -> dict:
@@ -128,6 +146,9 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
         if not args.no_joey:
             futures.append(pool.submit(run_joey, train, dev, minutes, work, vocab, args))
         rows = [future.result() for future in futures]
+    for row in rows:
+        if row["name"] == "defaults" and args.examples:
+            row["examples"] = example_translations(row["folder"], dev, args.examples, args.seed, args.threads)
     return [dict(row, pair=pair, pairs=pairs, minutes=minutes) for row in rows]
 
 
@@ -140,6 +161,16 @@ def table(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
+def examples(rows: list[dict]) -> str:
+    """The defaults' translations of short dev sentences, a list per run."""
+    parts = []
+    for r in rows:
+        if r.get("examples"):
+            parts.append(f"\n{r['pair']}, {r['pairs']:,} pairs, defaults (source → translation; reference):")
+            parts += [f"- {source} → {output} ({target})" for source, target, output in r["examples"]]
+    return "\n".join(parts)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=["es-en", "fr-en"], help="language pairs (tatoeba-PAIR corpora)")
@@ -149,6 +180,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-joey", action="store_true")
+    parser.add_argument("--examples", type=int, default=5,
+                        help=f"translate this many dev sentences of at most {EXAMPLE_WORDS} words with each defaults model")
     parser.add_argument("--joey-venv", type=Path, default=Path(os.environ.get(
         "JOEY_VENV", Path.home() / ".cache" / "attncli-peers" / "joey-venv")))
     parser.add_argument("--work", type=Path, required=True)
@@ -167,6 +200,7 @@ def main() -> None:
     print(f"machine: {format_machine_report(machine_report())}")
     print(f"CPU threads per run: {args.threads}, {args.parallel} runs at a time.\n")
     print(table(rows))
+    print(examples(rows))
 
 
 if __name__ == "__main__":
