@@ -83,8 +83,9 @@ def folder_name(variant: str) -> str:
     return "-".join("".join(c for c in word if c.isalnum()) for word in words).strip("-").lower()
 
 
-def recipe_vocab(pairs: int) -> int:
-    return complete_recipe(TrainConfig(), pairs)[0].vocab_size
+def recipe_vocab(pairs: int, minutes: float) -> int:
+    """The vocabulary the recipe chooses for `pairs` pairs and a --max-minutes budget."""
+    return complete_recipe(TrainConfig(max_minutes=minutes), pairs)[0].vocab_size
 
 
 def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: float, folder: Path,
@@ -137,7 +138,7 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
     work = args.work / f"{pair}-{size or 'all'}"
     work.mkdir(parents=True, exist_ok=True)
     train, dev, pairs = corpus_files(pair, size, work, args.seed)
-    vocab = recipe_vocab(pairs)
+    vocab = recipe_vocab(pairs, minutes)
     jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500)) for o in options])
             for name, options in VARIANTS.items() if not args.variants or name in args.variants]
     with ThreadPoolExecutor(args.parallel) as pool:          # JoeyNMT takes a slot like any variant
