@@ -51,6 +51,7 @@ VARIANTS = {
     "vocabulary /2": ["--vocab-size", "{vocab_half}"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
     "dropout 0.5": ["--dropout", "0.5"],
+    "learning rate 0.001": ["--learning-rate", "0.001"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
         "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],
 }
