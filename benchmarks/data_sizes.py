@@ -49,6 +49,7 @@ VARIANTS = {
     "defaults": [],
     "vocabulary x2": ["--vocab-size", "{vocab2}"],
     "vocabulary /2": ["--vocab-size", "{vocab_half}"],
+    "vocabulary 3/4": ["--vocab-size", "{vocab_3q}"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
     "dropout 0.5": ["--dropout", "0.5"],
     "learning rate 0.001": ["--learning-rate", "0.001"],
@@ -140,7 +141,8 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
     work.mkdir(parents=True, exist_ok=True)
     train, dev, pairs = corpus_files(pair, size, work, args.seed)
     vocab = recipe_vocab(pairs, minutes)
-    jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500)) for o in options])
+    jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500), vocab_3q=max(vocab * 3 // 4, 500))
+                    for o in options])
             for name, options in VARIANTS.items() if not args.variants or name in args.variants]
     with ThreadPoolExecutor(args.parallel) as pool:          # JoeyNMT takes a slot like any variant
         futures = [pool.submit(run_attncli, *job, train, dev, minutes, work / folder_name(job[0]), args.threads)
