@@ -196,7 +196,7 @@ class TrainConfig:
     tied_output: bool | None = None   # None: chosen from the corpus size (recipe.py)
     attention_bias: bool = False
     batch_tokens: int | None = None   # None: chosen from the corpus size (recipe.py)
-    learning_rate: float = 0.002
+    learning_rate: float | None = None  # None: chosen from the corpus size (recipe.py)
     warmup_steps: int | None = None   # None: chosen from the corpus size (recipe.py)
     lr_decay: float = 0.5            # multiply the learning rate by this when dev BLEU stalls
     label_smoothing: float = 0.1
@@ -247,7 +247,7 @@ class TrainConfig:
         self._check_optimiser()
 
     def _check_optimiser(self) -> None:
-        if self.learning_rate <= 0 or self.clip_norm <= 0:
+        if (self.learning_rate is not None and self.learning_rate <= 0) or self.clip_norm <= 0:
             raise OptionError("--learning-rate and --clip-norm must be positive.")
         if not 0.0 < self.lr_decay <= 1.0:
             raise OptionError(f"--lr-decay must be in (0, 1], got {self.lr_decay}.")

@@ -7,11 +7,11 @@ vocabulary, tied output embeddings, dropout 0.3, 2,048-token batches). Sennrich 
 data: small subword vocabularies, small batches, more dropout, tied embeddings. The rule, by
 training pairs (after the dev split):
 
-    pairs             vocabulary  batch tokens  dropout  tied output*  warm-up
-    < 5,000           1,000       2,048         0.3      yes           100 updates
-    < 30,000          2,000       2,048         0.3      yes           400
-    < 60,000          4,000       4,096         0.2      no            400
-    60,000 or more    8,000       4,096         0.2      no            400   (the shipped es-en recipe)
+    pairs             vocabulary  batch tokens  dropout  tied output*  warm-up      learning rate
+    < 5,000           1,000       2,048         0.3      yes           100 updates  0.001
+    < 30,000          2,000       2,048         0.3      yes           400          0.002
+    < 60,000          4,000       4,096         0.2      no            400          0.002
+    60,000 or more    8,000       4,096         0.2      no            400          0.002  (the shipped es-en recipe)
 
     * tied output embeddings only when --embed-size equals --hidden-size (the default 256/256).
 
@@ -30,14 +30,15 @@ import dataclasses
 
 from .config import TrainConfig
 
-# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up); the last row: the rest.
+# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate);
+# the last row: the rest.
 RULE = (
-    (5_000, 1000, 2048, 0.3, True, 100),
-    (30_000, 2000, 2048, 0.3, True, 400),
-    (60_000, 4000, 4096, 0.2, False, 400),
-    (None, 8000, 4096, 0.2, False, 400),
+    (5_000, 1000, 2048, 0.3, True, 100, 0.001),
+    (30_000, 2000, 2048, 0.3, True, 400, 0.002),
+    (60_000, 4000, 4096, 0.2, False, 400, 0.002),
+    (None, 8000, 4096, 0.2, False, 400, 0.002),
 )
-CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps")
+CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps", "learning_rate")
 SHORT_BUDGET_MINUTES = 60     # --max-minutes below this: the largest corpora get the row before the last
 
 
@@ -48,9 +49,10 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     shortened = row[0] is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
     if shortened:
         row = RULE[-2]
-    _, vocab, batch, dropout, tied, warmup = row
+    _, vocab, batch, dropout, tied, warmup, learning_rate = row
     rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
-            "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup}
+            "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup,
+            "learning_rate": learning_rate}
     chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
     if not chosen:
         return config, ""
@@ -58,7 +60,8 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
              "batch_tokens": f"batches of {chosen.get('batch_tokens', 0):,} tokens",
              "dropout": f"dropout {chosen.get('dropout', 0):g}",
              "tied_output": "tied output embeddings" if chosen.get("tied_output") else "separate output embeddings",
-             "warmup_steps": f"warm-up {chosen.get('warmup_steps', 0)} updates"}
+             "warmup_steps": f"warm-up {chosen.get('warmup_steps', 0)} updates",
+             "learning_rate": f"learning rate {chosen.get('learning_rate', 0):g}"}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
     budget = f" in {config.max_minutes:g} minutes" if shortened else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"
