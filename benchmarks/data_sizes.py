@@ -52,7 +52,7 @@ VARIANTS = {
     "vocabulary 3/4": ["--vocab-size", "{vocab_3q}"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
     "dropout 0.5": ["--dropout", "0.5"],
-    "learning rate 0.001": ["--learning-rate", "0.001"],
+    "learning rate /2": ["--learning-rate", "{lr_half}"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
         "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],
 }
@@ -85,9 +85,9 @@ def folder_name(variant: str) -> str:
     return "-".join("".join(c for c in word if c.isalnum()) for word in words).strip("-").lower()
 
 
-def recipe_vocab(pairs: int, minutes: float) -> int:
-    """The vocabulary the recipe chooses for `pairs` pairs and a --max-minutes budget."""
-    return complete_recipe(TrainConfig(max_minutes=minutes), pairs)[0].vocab_size
+def recipe_choice(pairs: int, minutes: float) -> TrainConfig:
+    """What the recipe chooses for `pairs` pairs and a --max-minutes budget."""
+    return complete_recipe(TrainConfig(max_minutes=minutes), pairs)[0]
 
 
 def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: float, folder: Path,
@@ -140,9 +140,10 @@ def measure_size(pair: str, size: int, minutes: float, args: argparse.Namespace)
     work = args.work / f"{pair}-{size or 'all'}"
     work.mkdir(parents=True, exist_ok=True)
     train, dev, pairs = corpus_files(pair, size, work, args.seed)
-    vocab = recipe_vocab(pairs, minutes)
-    jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500), vocab_3q=max(vocab * 3 // 4, 500))
-                    for o in options])
+    chosen = recipe_choice(pairs, minutes)
+    vocab = chosen.vocab_size
+    jobs = [(name, [o.format(vocab2=vocab * 2, vocab_half=max(vocab // 2, 500), vocab_3q=max(vocab * 3 // 4, 500),
+                             lr_half=chosen.learning_rate / 2) for o in options])
             for name, options in VARIANTS.items() if not args.variants or name in args.variants]
     with ThreadPoolExecutor(args.parallel) as pool:          # JoeyNMT takes a slot like any variant
         futures = [pool.submit(run_attncli, *job, train, dev, minutes, work / folder_name(job[0]), args.threads)
