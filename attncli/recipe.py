@@ -10,16 +10,18 @@ training pairs (after the dev split):
     pairs             vocabulary  batch tokens  dropout  tied output*  warm-up      learning rate
     < 5,000           1,000       2,048         0.3      yes           100 updates  0.001
     < 30,000          2,000       2,048         0.3      yes           400          0.002
-    < 60,000          4,000       4,096         0.2      no            400          0.002
+    < 60,000          3,000       4,096         0.2      no            400          0.002
     60,000 or more    8,000       4,096         0.2      no            400          0.002  (the shipped es-en recipe)
 
     * tied output embeddings only when --embed-size equals --hidden-size (the default 256/256).
 
-A time budget under an hour (--max-minutes below 60) keeps 60,000 pairs or more on the row
-above (vocabulary 4,000): the 8,000-piece output layer makes each update ~2x slower and pays
-off only in long runs. Measured on all 113,964 Tatoeba es-en pairs, one thread, dev BLEU beam 5:
-30 minutes, 8,000 pieces 35.76 vs 4,000 45.21 (benchmarks/data_sizes.py); 15 minutes, 20.03 vs
-31.87 (benchmarks/train_sweep.py); the shipped es-en model, 8,000 pieces, 90 minutes: 50.45.
+A time budget under an hour (--max-minutes below 60) gives 60,000 pairs or more a vocabulary of
+4,000: the 8,000-piece output layer makes each update ~2x slower and pays off only in long runs.
+Measured on all 113,964 Tatoeba es-en pairs, one thread, dev BLEU beam 5: 30 minutes, 8,000
+pieces 35.76 vs 4,000 45.21 vs 2,000 44.58 (benchmarks/data_sizes.py; all 165,978 fr-en pairs:
+42.73, 48.25, 49.09); 15 minutes, 20.03 vs 31.87 (benchmarks/train_sweep.py); the shipped es-en
+model, 8,000 pieces, 90 minutes: 50.45. At 30,000 pairs, 15 minutes: 2,000 / 3,000 / 4,000
+pieces es-en 35.64 / 35.81 / 36.84, fr-en 38.81 / 39.25 / 36.59, so 3,000 from 30,000 pairs.
 
 Any option given on the command line (or set in TrainConfig) wins over the rule.
 """
@@ -35,11 +37,12 @@ from .config import TrainConfig
 RULE = (
     (5_000, 1000, 2048, 0.3, True, 100, 0.001),
     (30_000, 2000, 2048, 0.3, True, 400, 0.002),
-    (60_000, 4000, 4096, 0.2, False, 400, 0.002),
+    (60_000, 3000, 4096, 0.2, False, 400, 0.002),
     (None, 8000, 4096, 0.2, False, 400, 0.002),
 )
 CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps", "learning_rate")
-SHORT_BUDGET_MINUTES = 60     # --max-minutes below this: the largest corpora get the row before the last
+SHORT_BUDGET_MINUTES = 60     # --max-minutes below this: the largest corpora get SHORT_BUDGET_VOCAB
+SHORT_BUDGET_VOCAB = 4000
 
 
 def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
@@ -47,9 +50,9 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     saying what was chosen (empty if nothing was)."""
     row = next(row for row in RULE if row[0] is None or pairs < row[0])
     shortened = row[0] is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
-    if shortened:
-        row = RULE[-2]
     _, vocab, batch, dropout, tied, warmup, learning_rate = row
+    if shortened:
+        vocab = SHORT_BUDGET_VOCAB
     rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
             "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup,
             "learning_rate": learning_rate}
