@@ -180,7 +180,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--pairs", nargs="+", default=["es-en", "fr-en"], help="language pairs (tatoeba-PAIR corpora)")
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="PAIRS:MINUTES, 0 pairs = all")
-    parser.add_argument("--variants", nargs="+", help=f"only these of: {', '.join(VARIANTS)}")
+    parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
+                        help=f"only these of: {', '.join(VARIANTS)}")
     parser.add_argument("--parallel", type=int, default=2)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--seed", type=int, default=1)
