@@ -201,6 +201,7 @@ class TrainConfig:
     lr_decay: float = 0.5            # multiply the learning rate by this when dev BLEU stalls
     label_smoothing: float = 0.1
     word_dropout: float = 0.0        # each training piece becomes <unk> with this probability (loss.drop_words)
+    subword_sampling: float | None = None  # SentencePiece sampling alpha, 0 = off; None: from the corpus size (recipe.py)
     clip_norm: float = 5.0
     epochs: int = 100
     max_minutes: float = 0.0         # 0 = no time limit
@@ -236,7 +237,7 @@ class TrainConfig:
             if given.get(name, 0) < 0:
                 raise OptionError(f"{option_name(name)} must not be negative.")
         for name in ("learning_rate", "clip_norm", "max_minutes", "length_penalty", "lr_decay", "label_smoothing",
-                     "dropout", "word_dropout", "guide_weight"):
+                     "dropout", "word_dropout", "guide_weight", "subword_sampling"):
             if not math.isfinite(given.get(name, 0.0)):
                 raise OptionError(f"{option_name(name)} must be a finite number, got {given[name]}.")
         for name, low, high, closed in (("dropout", 0.0, 1.0, False), ("label_smoothing", 0.0, 1.0, False),
@@ -244,6 +245,8 @@ class TrainConfig:
             value = given.get(name, low)
             if not (low <= value <= high if closed else low <= value < high):
                 raise OptionError(f"{option_name(name)} must be in [{low:g}, {high:g}{']' if closed else ')'}, got {value}.")
+        if given.get("subword_sampling", 0.0) < 0:
+            raise OptionError(f"--subword-sampling must not be negative (0: off), got {given['subword_sampling']}.")
         self._check_optimiser()
 
     def _check_optimiser(self) -> None:

@@ -36,12 +36,13 @@ from .config import TrainConfig
 # (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate);
 # the last row: the rest.
 RULE = (
-    (5_000, 1000, 2048, 0.3, True, 100, 0.001),
-    (30_000, 2000, 2048, 0.3, True, 400, 0.002),
-    (60_000, 3000, 4096, 0.2, False, 400, 0.002),
-    (None, 8000, 4096, 0.2, False, 400, 0.002),
+    (5_000, 1000, 2048, 0.3, True, 100, 0.001, 0.5),
+    (30_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
+    (60_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0),
+    (None, 8000, 4096, 0.2, False, 400, 0.002, 0.0),
 )
-CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps", "learning_rate")
+CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps", "learning_rate",
+                 "subword_sampling")
 SHORT_BUDGET_MINUTES = 60     # --max-minutes below this: the largest corpora get SHORT_BUDGET_VOCAB
 SHORT_BUDGET_VOCAB = 4000
 
@@ -51,12 +52,12 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     saying what was chosen (empty if nothing was)."""
     row = next(row for row in RULE if row[0] is None or pairs < row[0])
     shortened = row[0] is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
-    _, vocab, batch, dropout, tied, warmup, learning_rate = row
+    _, vocab, batch, dropout, tied, warmup, learning_rate, sampling = row
     if shortened:
         vocab = SHORT_BUDGET_VOCAB
     rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
             "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup,
-            "learning_rate": learning_rate}
+            "learning_rate": learning_rate, "subword_sampling": sampling}
     chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
     if not chosen:
         return config, ""
@@ -65,7 +66,9 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
              "dropout": f"dropout {chosen.get('dropout', 0):g}",
              "tied_output": "tied output embeddings" if chosen.get("tied_output") else "separate output embeddings",
              "warmup_steps": f"warm-up {chosen.get('warmup_steps', 0)} updates",
-             "learning_rate": f"learning rate {chosen.get('learning_rate', 0):g}"}
+             "learning_rate": f"learning rate {chosen.get('learning_rate', 0):g}",
+             "subword_sampling": (f"subword sampling {chosen['subword_sampling']:g}" if chosen.get("subword_sampling")
+                                  else "no subword sampling")}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
     budget = f" in {config.max_minutes:g} minutes" if shortened else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"

@@ -235,7 +235,8 @@ class TrainingRun:
             share = ranks.share(indices)
             if ranks.world > 1:
                 torch.manual_seed(self.config.seed * 1_000_003 + progress.step * 1009 + ranks.rank)  # dropout: rank and update
-            batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok)
+            batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok,
+                                        data.resampler, seed=self.config.seed * 1009 + progress.step)
             loss, tokens = train_step(self.model, self.optimizer, batch.to(self.setup.device), self.config,
                                       progress.precision, self.learning_rate(), ranks,
                                       present=len(share) > 0, scaler=self.scaler)

@@ -24,6 +24,7 @@ from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
 from .recipe import complete_recipe
+from .subword_sampling import Resampler
 from .tokenizer import Tokenizer
 
 
@@ -47,6 +48,7 @@ class TrainingData:
     tgt_tok: Tokenizer
     config: TrainConfig
     dev_pairs: list[SentencePair]
+    resampler: Resampler | None = None     # --subword-sampling above 0: pairs drawn anew each update
 
 
 def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tuple[Tokenizer, Tokenizer]:
@@ -109,7 +111,8 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
         on_event(TrainEvent("note", message=recipe))
     for warning in data_warnings(meta, train, dev, len(tgt_tok) if tokenizers is None else None, config.vocab_size):
         on_event(TrainEvent("warning", message=warning))
-    return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs)
+    resampler = Resampler(src_tok, tgt_tok, config.subword_sampling, config.max_len) if config.subword_sampling else None
+    return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs, resampler)
 
 
 def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> Callable[[int], dict]:
@@ -173,10 +176,14 @@ def data_warnings(meta: dict, train: EncodedPairs, dev: EncodedCorpus,
     return warnings
 
 
-def make_training_batch(data: EncodedPairs, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer) -> Batch:
-    """The batch of pairs `indices`, with guide attention when the corpus has guide alignments."""
+def make_training_batch(data: EncodedPairs, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer,
+                        resampler: Resampler | None = None, seed: int = 0) -> Batch:
+    """The batch of pairs `indices`, with guide attention when the corpus has guide alignments;
+    with a `resampler` (--subword-sampling), in segmentations drawn for `seed` (the update's)."""
     src = [data.src(i) for i in indices]
     tgt = [data.tgt(i) for i in indices]
+    if resampler is not None:
+        src, tgt = resampler.pairs(indices, src, tgt, seed)
     if data.guide_text is None:
         return make_batch(src, tgt)
     guides = [guide_attention(parse_pharaoh(data.guide(i) or "")[1], src_tok.word_of_pieces(src[row]),
