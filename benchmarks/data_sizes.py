@@ -54,6 +54,7 @@ VARIANTS = {
     "dropout 0.5": ["--dropout", "0.5"],
     "learning rate /2": ["--learning-rate", "{lr_half}"],
     "no subword sampling": ["--subword-sampling", "0"],
+    "subword sampling 0.5": ["--subword-sampling", "0.5"],
     "subword sampling 1.0": ["--subword-sampling", "1.0"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
         "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],

@@ -10,7 +10,7 @@ from attncli.recipe import complete_recipe
 
 
 @pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup, rate, sampling", [
-    (2_500, 1000, 2048, 0.3, True, 100, 0.001, 0.5), (10_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
+    (2_500, 1000, 2048, 0.3, True, 100, 0.001, 1.0), (10_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
     (45_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0), (114_000, 8000, 4096, 0.2, False, 400, 0.002, 0.0)])
 def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, sampling):
     config, line = complete_recipe(TrainConfig(), pairs)
@@ -103,7 +103,7 @@ def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):
                       "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--threads", "1"])
     assert result.exit_code in (0, None), result.stderr
     lines = result.stderr.splitlines()
-    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 0.5 (options override)" in lines
+    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 1 (options override)" in lines
     assert "warning: only 360 training pairs: expect a weak model (a few thousand pairs is already a small corpus)." in lines
     assert any(line.startswith("warning: 360 of 360 dev pairs are also training pairs") for line in lines)
     import json
