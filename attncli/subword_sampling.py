@@ -20,7 +20,10 @@ from typing import Sequence
 
 from .tokenizer import UNK_ID, WORD_START, Tokenizer
 
-CACHED_WORDS = 100_000        # lattices kept (distinct words); a small corpus has far fewer
+CACHED_WORDS = 20_000         # lattices kept (distinct words, ~3 KB each); 2,000 pairs have ~10,000
+# The pieces ending at one position of a word: their start positions, ids, and cumulative
+# probabilities of being the last piece of a segmentation drawn up to that position.
+Ending = tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]]
 
 
 class SegmentationSampler:
@@ -34,13 +37,12 @@ class SegmentationSampler:
         self.longest = max(map(len, self.pieces))
         self.lattice = functools.lru_cache(maxsize=CACHED_WORDS)(self._lattice)
 
-    def _lattice(self, word: str) -> list[tuple[list[int], list[int], list[float]]] | None:
-        """For each end position of "▁word" (1..len): the pieces ending there, as their start
-        positions, ids and cumulative probabilities of being the last piece of a prefix drawn
-        up to that end. None when the word cannot be made of pieces."""
+    def _lattice(self, word: str) -> list[Ending] | None:
+        """The pieces ending at each position of "▁word" (0..len; none at 0), or None when the
+        word cannot be made of pieces."""
         text = WORD_START + word
         forward = [0.0] + [-math.inf] * len(text)            # log mass of all segmentations of text[:end]
-        edges: list[tuple[list[int], list[int], list[float]]] = [([], [], [])]
+        edges: list[Ending] = [((), (), ())]
         for end in range(1, len(text) + 1):
             starts, ids, weights = [], [], []
             for start in range(max(0, end - self.longest), end):
@@ -52,7 +54,8 @@ class SegmentationSampler:
             if weights:
                 top = max(weights)
                 forward[end] = top + math.log(sum(math.exp(w - top) for w in weights))
-            edges.append((starts, ids, list(itertools.accumulate(math.exp(w - forward[end]) for w in weights))))
+            cumulative = itertools.accumulate(math.exp(w - forward[end]) for w in weights)
+            edges.append((tuple(starts), tuple(ids), tuple(cumulative)))
         return edges if forward[-1] > -math.inf else None
 
     def draw_word(self, word: str, rng: random.Random) -> list[int] | None:
