@@ -8,7 +8,8 @@ data: small subword vocabularies, small batches, more dropout, tied embeddings. 
 training pairs (after the dev split):
 
     pairs           vocabulary  batch tokens  dropout  tied output*  warm-up      learning rate  subword sampling
-    < 5,000         1,000       2,048         0.3      yes           100 updates  0.001          1.0
+    < 3,000         1,000       2,048         0.3      yes           100 updates  0.001          1.0
+    < 5,000         1,000       2,048         0.3      yes           100 updates  0.001          off
     < 30,000        2,000       2,048         0.3      yes           400          0.002          off
     < 60,000        3,000       4,096         0.2      no            400          0.002          off
     60,000 or more  8,000       4,096         0.2      no            400          0.002          off  (the shipped es-en recipe)
@@ -18,8 +19,10 @@ training pairs (after the dev split):
 Subword sampling (subword_sampling.py, Kudo 2018) regularises the smallest corpora, which
 otherwise stop improving after a minute or two: 2,000 pairs, 5 minutes, dev BLEU (chrF) with
 alpha 1.0 / 0.5 / off: es-en 10.24 (25.95) / 10.21 (26.29) / 9.88 (24.72), fr-en 14.14 (28.33)
-/ 12.76 (28.04) / 13.31 (27.26). At 10,000 pairs in 8 minutes it slowed learning more than it
-helped (es-en, alpha 0.5 in a trial: 21.90 vs 27.29 without).
+/ 12.76 (28.04) / 13.31 (27.26); a second es-en slice 10.91 (26.09) on, 10.27 (24.88) off. Its
+drawn segmentations are longer, so each update costs more and learns less: at 4,000 es-en pairs
+in 6 minutes it cost more than it helped (16.05 on, 17.16 off), at 10,000 pairs in 8 minutes far
+more (alpha 0.5 in a trial: 21.90 vs 27.29). Between 2,000 and 4,000 the boundary is a guess.
 
 A time budget under an hour (--max-minutes below 60) gives 60,000 pairs or more a vocabulary of
 4,000: the 8,000-piece output layer makes each update ~2x slower and pays off only in long runs.
@@ -42,7 +45,8 @@ from .config import TrainConfig
 # (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate);
 # the last row: the rest.
 RULE = (
-    (5_000, 1000, 2048, 0.3, True, 100, 0.001, 1.0),
+    (3_000, 1000, 2048, 0.3, True, 100, 0.001, 1.0),
+    (5_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0),
     (30_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
     (60_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0),
     (None, 8000, 4096, 0.2, False, 400, 0.002, 0.0),
