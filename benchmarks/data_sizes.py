@@ -2,7 +2,8 @@
 
 For each language pair and size: a seeded shuffled slice of the training file (the files are
 sorted by length), a dev set (es-en: `dev.tsv`; fr-en, which has no dev file: pairs held out of
-the shuffled training file, never in any slice), and a time budget. Every run trains with **no
+the shuffled training file, never in any slice), and a time budget. A pair is SRC-TGT: en-es
+reads tatoeba-es-en with its columns swapped (the same slices, the other direction). Every run trains with **no
 options but the corpus, dev and the budget** (`attncli train SLICE --dev DEV --max-minutes M`),
 plus each variant's options; then `attncli evaluate DEV --beam 5`. JoeyNMT 2.3 runs its RNN
 configuration (`../shared/peers/joey/run.sh`, our architecture) for the same minutes with the
@@ -65,17 +66,29 @@ def log(message: str) -> None:
     print(f"[sizes {time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
 
 
+def corpus_lines(pair: str, name: str) -> list[str] | None:
+    """The lines of `name` (train.tsv, dev.tsv) for `pair` "src-tgt": from tatoeba-src-tgt, or from
+    tatoeba-tgt-src with the columns swapped (the other direction); None when there is no file."""
+    source, target = pair.split("-")
+    for folder, swap in ((f"tatoeba-{source}-{target}", False), (f"tatoeba-{target}-{source}", True)):
+        path = CORPORA / folder / name
+        if path.is_file():
+            lines = path.read_text(encoding="utf-8").splitlines()
+            return ["\t".join(line.split("\t")[1::-1]) for line in lines] if swap else lines
+    return None
+
+
 def corpus_files(pair: str, size: int, work: Path, seed: int) -> tuple[Path, Path, int]:
     """The shuffled training slice and the dev file for `pair` at `size` pairs (0: all)."""
-    lines = (CORPORA / f"tatoeba-{pair}" / "train.tsv").read_text(encoding="utf-8").splitlines()
+    lines = corpus_lines(pair, "train.tsv")
+    if lines is None:
+        raise SystemExit(f"data_sizes.py: no tatoeba corpus for {pair} (or its other direction) in {CORPORA}")
     random.Random(seed).shuffle(lines)
-    dev_file = CORPORA / f"tatoeba-{pair}" / "dev.tsv"
-    if dev_file.is_file():
-        dev = dev_file
-    else:
-        dev = work / f"{pair}-dev.tsv"
-        dev.write_text("\n".join(lines[:HELD_OUT_DEV]) + "\n", encoding="utf-8")
-        lines = lines[HELD_OUT_DEV:]
+    dev_lines = corpus_lines(pair, "dev.tsv")
+    if dev_lines is None:
+        dev_lines, lines = lines[:HELD_OUT_DEV], lines[HELD_OUT_DEV:]
+    dev = work / f"{pair}-dev.tsv"
+    dev.write_text("\n".join(dev_lines) + "\n", encoding="utf-8")
     chosen = lines[:size] if size else lines
     train = work / f"{pair}-{len(chosen)}.tsv"
     train.write_text("\n".join(chosen) + "\n", encoding="utf-8")
@@ -181,7 +194,8 @@ def examples(rows: list[dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--pairs", nargs="+", default=["es-en", "fr-en"], help="language pairs (tatoeba-PAIR corpora)")
+    parser.add_argument("--pairs", nargs="+", default=["es-en", "fr-en"],
+                        help="language pairs SRC-TGT (tatoeba-SRC-TGT corpora; en-es reads tatoeba-es-en the other way)")
     parser.add_argument("--sizes", nargs="+", default=DEFAULT_SIZES, help="PAIRS:MINUTES, 0 pairs = all")
     parser.add_argument("--variants", nargs="+", choices=list(VARIANTS), metavar="VARIANT",
                         help=f"only these of: {', '.join(VARIANTS)}")
