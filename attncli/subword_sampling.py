@@ -21,6 +21,7 @@ from typing import Sequence
 from .tokenizer import UNK_ID, WORD_START, Tokenizer
 
 CACHED_WORDS = 20_000         # lattices kept (distinct words, ~3 KB each); 2,000 pairs have ~10,000
+LONGEST_WORD = 30             # characters; longer words keep their pieces
 # The pieces ending at one position of a word: their start positions, ids, and cumulative
 # probabilities of being the last piece of a segmentation drawn up to that position.
 Ending = tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]]
@@ -31,22 +32,22 @@ class SegmentationSampler:
 
     def __init__(self, tokenizer: Tokenizer, alpha: float) -> None:
         processor = tokenizer.processor
-        self.tokenizer, self.alpha = tokenizer, alpha
-        self.pieces = {processor.id_to_piece(i): (i, processor.get_score(i)) for i in range(len(tokenizer))
+        self.alpha = alpha
+        self.texts = [processor.id_to_piece(i) for i in range(len(tokenizer))]      # piece id -> its text
+        self.pieces = {self.texts[i]: (i, processor.get_score(i)) for i in range(len(tokenizer))
                        if not (processor.is_control(i) or processor.is_unknown(i) or processor.is_unused(i))}
         self.longest = max(map(len, self.pieces))
         self.lattice = functools.lru_cache(maxsize=CACHED_WORDS)(self._lattice)
 
     def _lattice(self, word: str) -> list[Ending] | None:
-        """The pieces ending at each position of "▁word" (0..len; none at 0), or None when the
-        word cannot be made of pieces."""
-        text = WORD_START + word
-        forward = [0.0] + [-math.inf] * len(text)            # log mass of all segmentations of text[:end]
+        """The pieces ending at each position of `word` ("▁" and its letters; positions 0..len,
+        none ending at 0), or None when the word cannot be made of pieces."""
+        forward = [0.0] + [-math.inf] * len(word)            # log mass of all segmentations of word[:end]
         edges: list[Ending] = [((), (), ())]
-        for end in range(1, len(text) + 1):
+        for end in range(1, len(word) + 1):
             starts, ids, weights = [], [], []
             for start in range(max(0, end - self.longest), end):
-                piece = self.pieces.get(text[start:end])
+                piece = self.pieces.get(word[start:end])
                 if piece is not None and forward[start] > -math.inf:
                     starts.append(start)
                     ids.append(piece[0])
@@ -59,7 +60,7 @@ class SegmentationSampler:
         return edges if forward[-1] > -math.inf else None
 
     def draw_word(self, word: str, rng: random.Random) -> list[int] | None:
-        """Piece ids of one word in a drawn segmentation (None: it has none)."""
+        """Piece ids of one word ("▁" and its letters) in a drawn segmentation (None: it has none)."""
         edges = self.lattice(word)
         if edges is None:
             return None
@@ -72,18 +73,29 @@ class SegmentationSampler:
         return ids[::-1]
 
     def draw(self, ids: Sequence[int], seed: int, max_len: int) -> list[int]:
-        """The text of `ids` in a segmentation drawn with `seed`; `ids` itself when they hold
-        <unk> (the text is lost) or the draw has more than `max_len` pieces."""
+        """The text of `ids` in a segmentation drawn with `seed`, word by word; a word longer
+        than LONGEST_WORD characters keeps its pieces (text without spaces, as in Chinese or
+        Japanese, would be one long lattice per sentence), and so does the whole text when it
+        holds <unk> (its surface is lost) or the draw has more than `max_len` pieces."""
         if UNK_ID in ids:
             return list(ids)
         rng = random.Random(seed)
         drawn: list[int] = []
-        for word in self.tokenizer.decode(ids).split():
-            pieces = self.draw_word(word, rng)
-            if pieces is None:
-                return list(ids)
-            drawn.extend(pieces)
-        return drawn if 0 < len(drawn) <= max_len else list(ids)
+        for word_ids in _words(ids, self.texts):
+            word = "".join(self.texts[i] for i in word_ids)
+            pieces = self.draw_word(word, rng) if len(word) <= LONGEST_WORD else None
+            drawn.extend(word_ids if pieces is None else pieces)
+        return drawn if len(drawn) <= max_len else list(ids)
+
+
+def _words(ids: Sequence[int], texts: Sequence[str]) -> list[list[int]]:
+    """`ids` in groups, one per word: a piece starting with "▁" starts a word."""
+    words: list[list[int]] = []
+    for piece_id in ids:
+        if texts[piece_id].startswith(WORD_START) or not words:
+            words.append([])
+        words[-1].append(piece_id)
+    return words
 
 
 class Resampler:

@@ -58,19 +58,21 @@ def test_segmentations_are_drawn_in_proportion_to_their_probability_to_the_alpha
     total = sum(exact.values())
     sampler = SegmentationSampler(tokenizer, alpha)
     rng = random.Random(0)
-    drawn = Counter(tuple(tokenizer.pieces(sampler.draw_word(word, rng))) for _ in range(4000))
+    drawn = Counter(tuple(tokenizer.pieces(sampler.draw_word("\u2581" + word, rng))) for _ in range(4000))
     assert set(drawn) <= set(exact) and len(exact) > 3
     for segmentation, mass in exact.items():
         assert abs(drawn[segmentation] / 4000 - mass / total) < 0.03
 
 
-def test_unknown_pieces_and_draws_over_max_len_keep_their_segmentation(tokenizer):
+def test_unknown_pieces_long_words_and_draws_over_max_len_keep_their_segmentation(tokenizer):
     sampler = SegmentationSampler(tokenizer, 0.1)
-    with_unknown, plain = tokenizer.encode_batch(["Tengo un 🐕.", "Estoy harto de él."])
+    with_unknown, plain, unspaced = tokenizer.encode_batch(["Tengo un 🐕.", "Estoy harto de él.",
+                                                            "Estoyhartodeélytengounperromuygrande."])
     assert UNK_ID in with_unknown
     for seed in range(5):
         assert sampler.draw(with_unknown, seed, max_len=100) == with_unknown
         assert len(sampler.draw(plain, seed, max_len=len(plain))) <= len(plain)
+        assert sampler.draw(unspaced, seed, max_len=100) == unspaced           # one word of 37 letters
 
 
 def test_a_pair_is_drawn_alike_in_any_batch():
