@@ -43,8 +43,8 @@ import dataclasses
 
 from .config import TrainConfig
 
-# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate);
-# the last row: the rest.
+# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate,
+# subword sampling alpha (0: off)); the last row: the rest.
 RULE = (
     (3_000, 1000, 2048, 0.3, True, 100, 0.001, 1.0),
     (5_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0),

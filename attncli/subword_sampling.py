@@ -18,7 +18,7 @@ import math
 import random
 from typing import Sequence
 
-from .tokenizer import UNK_ID, WORD_START, Tokenizer
+from .tokenizer import UNK_ID, Tokenizer
 
 CACHED_WORDS = 20_000         # lattices kept (distinct words, ~3 KB each); 2,000 pairs have ~10,000
 LONGEST_WORD = 30             # characters; longer words keep their pieces
@@ -32,7 +32,7 @@ class SegmentationSampler:
 
     def __init__(self, tokenizer: Tokenizer, alpha: float) -> None:
         processor = tokenizer.processor
-        self.alpha = alpha
+        self.tokenizer, self.alpha = tokenizer, alpha
         self.texts = [processor.id_to_piece(i) for i in range(len(tokenizer))]      # piece id -> its text
         self.pieces = {self.texts[i]: (i, processor.get_score(i)) for i in range(len(tokenizer))
                        if not (processor.is_control(i) or processor.is_unknown(i) or processor.is_unused(i))}
@@ -81,21 +81,13 @@ class SegmentationSampler:
             return list(ids)
         rng = random.Random(seed)
         drawn: list[int] = []
-        for word_ids in _words(ids, self.texts):
+        word_of_piece = self.tokenizer.word_of_pieces(ids)
+        for _, positions in itertools.groupby(range(len(ids)), key=word_of_piece.__getitem__):
+            word_ids = [ids[i] for i in positions]
             word = "".join(self.texts[i] for i in word_ids)
             pieces = self.draw_word(word, rng) if len(word) <= LONGEST_WORD else None
             drawn.extend(word_ids if pieces is None else pieces)
         return drawn if len(drawn) <= max_len else list(ids)
-
-
-def _words(ids: Sequence[int], texts: Sequence[str]) -> list[list[int]]:
-    """`ids` in groups, one per word: a piece starting with "▁" starts a word."""
-    words: list[list[int]] = []
-    for piece_id in ids:
-        if texts[piece_id].startswith(WORD_START) or not words:
-            words.append([])
-        words[-1].append(piece_id)
-    return words
 
 
 class Resampler:
