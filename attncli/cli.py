@@ -153,7 +153,7 @@ def train(
     lr_decay: Annotated[float, typer.Option(help="Multiply the learning rate by this after a validation without progress (after the first 1,000 updates).")] = DEFAULTS.lr_decay,
     label_smoothing: Annotated[float, typer.Option(help="Label smoothing.")] = DEFAULTS.label_smoothing,
     word_dropout: Annotated[float, typer.Option(help="Word dropout: each training piece (source and target input) becomes <unk> with this probability.")] = DEFAULTS.word_dropout,
-    subword_sampling: Annotated[Optional[float], typer.Option(help="Segment each training pair anew at every update, drawn from SentencePiece's unigram model with this smoothing alpha (0: off; smaller: more varied). Default: from the corpus size (1.0 below 3k pairs, else off).")] = None,
+    subword_sampling: Annotated[Optional[float], typer.Option(help="Segment each training pair anew at every update, drawn from SentencePiece's unigram model with this smoothing alpha, 0 to 1000 (0: off; smaller: more varied). Default: from the corpus size (1.0 below 3k pairs, else off).")] = None,
     clip_norm: Annotated[float, typer.Option(help="Gradient norm clipping.")] = DEFAULTS.clip_norm,
     max_len: Annotated[int, typer.Option(help="Skip training pairs longer than this many pieces.")] = DEFAULTS.max_len,
     beam: Annotated[int, typer.Option(help="Default beam size stored with the model.")] = DEFAULTS.beam,

@@ -241,12 +241,11 @@ class TrainConfig:
             if not math.isfinite(given.get(name, 0.0)):
                 raise OptionError(f"{option_name(name)} must be a finite number, got {given[name]}.")
         for name, low, high, closed in (("dropout", 0.0, 1.0, False), ("label_smoothing", 0.0, 1.0, False),
-                                        ("word_dropout", 0.0, 1.0, False), ("guide_weight", 0.0, 100.0, True)):
+                                        ("word_dropout", 0.0, 1.0, False), ("guide_weight", 0.0, 100.0, True),
+                                        ("subword_sampling", 0.0, 1000.0, True)):
             value = given.get(name, low)
             if not (low <= value <= high if closed else low <= value < high):
                 raise OptionError(f"{option_name(name)} must be in [{low:g}, {high:g}{']' if closed else ')'}, got {value}.")
-        if given.get("subword_sampling", 0.0) < 0:
-            raise OptionError(f"--subword-sampling must not be negative (0: off), got {given['subword_sampling']}.")
         self._check_optimiser()
 
     def _check_optimiser(self) -> None:

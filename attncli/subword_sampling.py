@@ -4,9 +4,10 @@ the same text in other pieces, a regulariser that helps small corpora.
 
 The draw is forward filtering, backward sampling over each word's lattice of pieces (SentencePiece
 never lets a piece cross a space, so a sentence's lattice is its words' lattices in a row).
-SentencePiece can sample too (`enable_sampling`), but from a generator seeded once per thread, so
-its draws differ between processes whatever seed is set; here a seed decides every draw: --seed
-repeats a run, --resume continues it, and --nproc 2 trains what one process trains.
+SentencePiece can sample too (`enable_sampling`), but from a per-thread generator that a seed set
+later does not reset (its own training seeds it first), so the same seed drew differently in two
+processes; here a seed decides every draw: --seed repeats a run, --resume continues it, and
+--nproc 2 trains what one process trains.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from typing import Sequence
 from .tokenizer import UNK_ID, Tokenizer
 
 CACHED_WORDS = 20_000         # lattices kept (distinct words, ~3 KB each); 2,000 pairs have ~10,000
-LONGEST_WORD = 30             # characters; longer words keep their pieces
+LONGEST_WORD = 30             # characters (the "▁" aside); longer words keep their pieces
 # The pieces ending at one position of a word: their start positions, ids, and cumulative
 # probabilities of being the last piece of a segmentation drawn up to that position.
 Ending = tuple[tuple[int, ...], tuple[int, ...], tuple[float, ...]]
@@ -67,7 +68,7 @@ class SegmentationSampler:
         ids, end = [], len(edges) - 1
         while end > 0:
             starts, piece_ids, cumulative = edges[end]
-            pick = min(bisect.bisect_left(cumulative, rng.random() * cumulative[-1]), len(cumulative) - 1)
+            pick = min(bisect.bisect_right(cumulative, rng.random() * cumulative[-1]), len(cumulative) - 1)
             ids.append(piece_ids[pick])
             end = starts[pick]
         return ids[::-1]
@@ -85,7 +86,7 @@ class SegmentationSampler:
         for _, positions in itertools.groupby(range(len(ids)), key=word_of_piece.__getitem__):
             word_ids = [ids[i] for i in positions]
             word = "".join(self.texts[i] for i in word_ids)
-            pieces = self.draw_word(word, rng) if len(word) <= LONGEST_WORD else None
+            pieces = self.draw_word(word, rng) if len(word) - 1 <= LONGEST_WORD else None
             drawn.extend(word_ids if pieces is None else pieces)
         return drawn if len(drawn) <= max_len else list(ids)
 
@@ -100,8 +101,10 @@ class Resampler:
         self.max_len = max_len
 
     def pairs(self, indices: Sequence[int], src: Sequence[Sequence[int]], tgt: Sequence[Sequence[int]],
-              seed: int) -> tuple[list[list[int]], list[list[int]]]:
-        """Pairs `indices` (their piece ids `src`, `tgt`), drawn for the update with `seed`."""
-        seeds = [(seed * 1_000_003 + int(index)) * 2 for index in indices]
+              update_seed: int) -> tuple[list[list[int]], list[list[int]]]:
+        """Pairs `indices` (their piece ids `src`, `tgt`), drawn for the update whose seed is
+        `update_seed`. (Seeds are mixed arithmetically: pair i + 1,000,003 of an update draws
+        as pair i of the next, which only a corpus of a million pairs can see.)"""
+        seeds = [(update_seed * 1_000_003 + int(index)) * 2 for index in indices]
         return ([self.src.draw(ids, s, self.max_len) for ids, s in zip(src, seeds)],
                 [self.tgt.draw(ids, s + 1, self.max_len) for ids, s in zip(tgt, seeds)])

@@ -235,8 +235,9 @@ class TrainingRun:
             share = ranks.share(indices)
             if ranks.world > 1:
                 torch.manual_seed(self.config.seed * 1_000_003 + progress.step * 1009 + ranks.rank)  # dropout: rank and update
+            resampling = (data.resampler, self.config.seed * 1009 + progress.step) if data.resampler else None
             batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok,
-                                        data.resampler, seed=self.config.seed * 1009 + progress.step)
+                                        resampling)
             loss, tokens = train_step(self.model, self.optimizer, batch.to(self.setup.device), self.config,
                                       progress.precision, self.learning_rate(), ranks,
                                       present=len(share) > 0, scaler=self.scaler)

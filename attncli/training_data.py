@@ -177,13 +177,15 @@ def data_warnings(meta: dict, train: EncodedPairs, dev: EncodedCorpus,
 
 
 def make_training_batch(data: EncodedPairs, indices: Sequence[int], src_tok: Tokenizer, tgt_tok: Tokenizer,
-                        resampler: Resampler | None = None, seed: int = 0) -> Batch:
+                        resampling: tuple[Resampler, int] | None = None) -> Batch:
     """The batch of pairs `indices`, with guide attention when the corpus has guide alignments;
-    with a `resampler` (--subword-sampling), in segmentations drawn for `seed` (the update's)."""
+    with `resampling` (--subword-sampling: the run's Resampler and this update's seed), in
+    segmentations drawn for this update."""
     src = [data.src(i) for i in indices]
     tgt = [data.tgt(i) for i in indices]
-    if resampler is not None:
-        src, tgt = resampler.pairs(indices, src, tgt, seed)
+    if resampling is not None:
+        resampler, update_seed = resampling
+        src, tgt = resampler.pairs(indices, src, tgt, update_seed)
     if data.guide_text is None:
         return make_batch(src, tgt)
     guides = [guide_attention(parse_pharaoh(data.guide(i) or "")[1], src_tok.word_of_pieces(src[row]),

@@ -13,7 +13,7 @@ from dataclasses import replace
 
 import pytest
 
-from attncli.subword_sampling import Resampler, SegmentationSampler
+from attncli.subword_sampling import LONGEST_WORD, Resampler, SegmentationSampler
 from attncli.tokenizer import UNK_ID, Tokenizer
 from attncli.training import train
 from conftest import SLICE, TINY, assert_one_line_error
@@ -44,7 +44,8 @@ def test_a_large_alpha_draws_sentencepieces_own_segmentation(tokenizer):
 
 
 def test_segmentations_are_drawn_in_proportion_to_their_probability_to_the_alpha(tokenizer):
-    """Every segmentation of one word, enumerated, against 4,000 draws."""
+    """Every segmentation of one word, enumerated, against 4,000 draws: each frequency within four
+    standard errors of its probability (rare segmentations included)."""
     alpha, word = 0.5, "perro"
     scores = {piece: score for piece, (_, score) in SegmentationSampler(tokenizer, alpha).pieces.items()}
 
@@ -61,7 +62,8 @@ def test_segmentations_are_drawn_in_proportion_to_their_probability_to_the_alpha
     drawn = Counter(tuple(tokenizer.pieces(sampler.draw_word("\u2581" + word, rng))) for _ in range(4000))
     assert set(drawn) <= set(exact) and len(exact) > 3
     for segmentation, mass in exact.items():
-        assert abs(drawn[segmentation] / 4000 - mass / total) < 0.03
+        p = mass / total
+        assert abs(drawn[segmentation] / 4000 - p) <= 4 * math.sqrt(p * (1 - p) / 4000) + 1e-3, segmentation
 
 
 def test_unknown_pieces_long_words_and_draws_over_max_len_keep_their_segmentation(tokenizer):
@@ -69,10 +71,21 @@ def test_unknown_pieces_long_words_and_draws_over_max_len_keep_their_segmentatio
     with_unknown, plain, unspaced = tokenizer.encode_batch(["Tengo un 🐕.", "Estoy harto de él.",
                                                             "Estoyhartodeélytengounperromuygrande."])
     assert UNK_ID in with_unknown
+    longer = [seed for seed in range(20) if len(sampler.draw(plain, seed, max_len=100)) > len(plain)]
+    assert longer                                                          # alpha 0.1 splits words up
     for seed in range(5):
         assert sampler.draw(with_unknown, seed, max_len=100) == with_unknown
-        assert len(sampler.draw(plain, seed, max_len=len(plain))) <= len(plain)
         assert sampler.draw(unspaced, seed, max_len=100) == unspaced           # one word of 37 letters
+    for seed in longer:
+        assert sampler.draw(plain, seed, max_len=len(plain)) == plain
+
+
+def test_words_up_to_the_longest_are_drawn_and_longer_ones_kept(tokenizer):
+    sampler = SegmentationSampler(tokenizer, 0.1)
+    for letters, drawn in ((LONGEST_WORD, True), (LONGEST_WORD + 1, False)):
+        ids = tokenizer.encode("a" * letters)
+        draws = {tuple(sampler.draw(ids, seed, max_len=1000)) for seed in range(10)}
+        assert (draws != {tuple(ids)}) == drawn
 
 
 def test_a_pair_is_drawn_alike_in_any_batch():
@@ -82,9 +95,10 @@ def test_a_pair_is_drawn_alike_in_any_batch():
     resampler = Resampler(tok, tok, 0.5, 100)
     src = tok.encode_batch([line.split("\t")[0] for line in lines[:6]])
     tgt = tok.encode_batch([line.split("\t")[1] for line in lines[:6]])
-    whole = resampler.pairs(range(6), src, tgt, seed=11)
-    halves = [resampler.pairs(range(rank, 6, 2), src[rank::2], tgt[rank::2], seed=11) for rank in (0, 1)]
-    assert whole[0][0::2] == halves[0][0] and whole[1][1::2] == halves[1][1]
+    whole = resampler.pairs(range(6), src, tgt, update_seed=11)
+    halves = [resampler.pairs(range(rank, 6, 2), src[rank::2], tgt[rank::2], update_seed=11) for rank in (0, 1)]
+    for rank, (half_src, half_tgt) in enumerate(halves):
+        assert whole[0][rank::2] == half_src and whole[1][rank::2] == half_tgt
 
 
 def test_sampling_changes_training_repeats_with_the_seed_and_is_recorded(corpus_files, tmp_path):
@@ -97,6 +111,7 @@ def test_sampling_changes_training_repeats_with_the_seed_and_is_recorded(corpus_
     assert card["info"]["train_config"]["subword_sampling"] == 0.5
 
 
-def test_a_negative_alpha_is_a_one_line_error(run_cli, corpus_files, tmp_path):
-    result = run_cli(["train", corpus_files[0], "--out", tmp_path / "m", "--subword-sampling", "-1"])
-    assert_one_line_error(result, "--subword-sampling", "negative")
+@pytest.mark.parametrize("alpha", ["-1", "1e308"])
+def test_an_alpha_out_of_range_is_a_one_line_error(run_cli, corpus_files, tmp_path, alpha):
+    result = run_cli(["train", corpus_files[0], "--out", tmp_path / "m", "--subword-sampling", alpha])
+    assert_one_line_error(result, "--subword-sampling", "[0, 1000]")
