@@ -40,20 +40,32 @@ Any option given on the command line (or set in TrainConfig) wins over the rule.
 from __future__ import annotations
 
 import dataclasses
+from typing import NamedTuple
 
 from .config import TrainConfig
 
-# (fewer pairs than, vocabulary, batch tokens, dropout, tied output, warm-up, learning rate,
-# subword sampling alpha (0: off)); the last row: the rest.
+
+class Row(NamedTuple):
+    """One row of the rule: the TrainConfig values for corpora of fewer than `below` pairs."""
+
+    below: int | None             # None: the rest
+    vocab_size: int
+    batch_tokens: int
+    dropout: float
+    tied_output: bool             # when --embed-size equals --hidden-size
+    warmup_steps: int
+    learning_rate: float
+    subword_sampling: float       # alpha; 0: off
+
+
 RULE = (
-    (3_000, 1000, 2048, 0.3, True, 100, 0.001, 1.0),
-    (5_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0),
-    (30_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
-    (60_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0),
-    (None, 8000, 4096, 0.2, False, 400, 0.002, 0.0),
+    Row(3_000, 1000, 2048, 0.3, True, 100, 0.001, 1.0),
+    Row(5_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0),
+    Row(30_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
+    Row(60_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0),
+    Row(None, 8000, 4096, 0.2, False, 400, 0.002, 0.0),
 )
-CHOSEN_FIELDS = ("vocab_size", "batch_tokens", "dropout", "tied_output", "warmup_steps", "learning_rate",
-                 "subword_sampling")
+CHOSEN_FIELDS = Row._fields[1:]
 SHORT_BUDGET_MINUTES = 60     # --max-minutes below this: the largest corpora get SHORT_BUDGET_VOCAB
 SHORT_BUDGET_VOCAB = 4000
 
@@ -61,14 +73,13 @@ SHORT_BUDGET_VOCAB = 4000
 def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     """`config` with its unset (None) recipe fields chosen for `pairs` training pairs, and a line
     saying what was chosen (empty if nothing was)."""
-    row = next(row for row in RULE if row[0] is None or pairs < row[0])
-    shortened = row[0] is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
-    _, vocab, batch, dropout, tied, warmup, learning_rate, sampling = row
+    row = next(row for row in RULE if row.below is None or pairs < row.below)
+    shortened = row.below is None and 0 < config.max_minutes < SHORT_BUDGET_MINUTES
+    rule = row._asdict()
+    del rule["below"]
+    rule["tied_output"] = row.tied_output and config.embed_size == config.hidden_size
     if shortened:
-        vocab = SHORT_BUDGET_VOCAB
-    rule = {"vocab_size": vocab, "batch_tokens": batch, "dropout": dropout,
-            "tied_output": tied and config.embed_size == config.hidden_size, "warmup_steps": warmup,
-            "learning_rate": learning_rate, "subword_sampling": sampling}
+        rule["vocab_size"] = SHORT_BUDGET_VOCAB
     chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
     if not chosen:
         return config, ""
