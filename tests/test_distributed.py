@@ -22,13 +22,14 @@ from attncli.modelfile import load_model
 from attncli.training import train
 
 # float32 (bfloat16 rounds a half batch differently from a whole one), no dropout (the masks of
-# one process and of two differ), float32 weights on disk (compared to 1e-5)
+# one process and of two differ), float32 weights on disk (compared to 1e-5); subword sampling on
+# (a pair is drawn alike whichever process has it)
 OPTIONS = ["--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--dropout", "0", "--no-tied-output",
            "--warmup-steps", "10", "--learning-rate", "0.01", "--threads", "1", "--seed", "3", "--no-fp16-weights",
-           "--train-precision", "float32"]
+           "--train-precision", "float32", "--subword-sampling", "1.0"]
 ONE_PROCESS = TrainConfig(vocab_size=300, embed_size=32, hidden_size=32, dropout=0.0, tied_output=False, warmup_steps=10,
                           learning_rate=0.01, threads=1, seed=3, fp16_weights=False, train_precision="float32",
-                          batch_tokens=1200, epochs=2)
+                          batch_tokens=1200, epochs=2, subword_sampling=1.0)
 
 
 def attncli(*args, **popen) -> subprocess.Popen:

@@ -38,12 +38,15 @@ def schedule_for_toy_epochs():
         yield
 
 
+# Subword sampling on, with an alpha small enough to split this tiny vocabulary's whole-word pieces
+# (1.0 keeps them): a resumed run must draw what the uninterrupted one drew at each update.
 RUN = TrainConfig(vocab_size=40, embed_size=16, hidden_size=16, dropout=0.1, batch_tokens=300, epochs=3,
                   warmup_steps=5, learning_rate=0.02, patience=10, threads=1, seed=5, valid_every=8,
-                  average_last=3, fp16_weights=False)
+                  average_last=3, fp16_weights=False, subword_sampling=0.1)
 RUN_OPTIONS = ["--vocab-size", "40", "--embed-size", "16", "--hidden-size", "16", "--dropout", "0.1",
                "--batch-tokens", "300", "--warmup-steps", "5", "--learning-rate", "0.02", "--patience", "10",
-               "--threads", "1", "--seed", "5", "--valid-every", "8", "--average-last", "3", "--no-fp16-weights"]
+               "--threads", "1", "--seed", "5", "--valid-every", "8", "--average-last", "3", "--no-fp16-weights",
+               "--subword-sampling", "0.1"]
 
 
 def without_times(history: list[dict]) -> list[dict]:
