@@ -21,9 +21,9 @@ otherwise stop improving after a minute or two: 2,000 pairs, 5 minutes, dev BLEU
 alpha 1.0 / 0.5 / off: es-en 10.24 (25.95) / 10.21 (26.29) / 9.88 (24.72), fr-en 14.14 (28.33)
 / 12.76 (28.04) / 13.31 (27.26); a second es-en slice 10.91 (26.09) on, 10.27 (24.88) off. Its
 drawn segmentations are longer, so each update costs more and learns less: at 4,000 es-en pairs
-in 6 minutes it cost more than it helped (16.05 on, 17.16 off; 16.37 with no time limit), at 10,000 pairs in 8 minutes too
-(26.90 vs 27.56; alpha 0.5 with SentencePiece's own sampler in a trial: 21.90 vs 27.29). Between
-2,000 and 4,000 the boundary is a guess.
+it cost more than it helped (6 minutes: 16.05 on, 17.16 off; no time limit: 16.37 on), at
+10,000 pairs in 8 minutes too (26.90 vs 27.56; alpha 0.5 with SentencePiece's own sampler in a
+trial: 21.90 vs 27.29). Between 2,000 and 4,000 the boundary is a guess.
 
 A time budget under an hour (--max-minutes below 60) gives 60,000 pairs or more a vocabulary of
 4,000: the 8,000-piece output layer makes each update ~2x slower and pays off only in long runs.

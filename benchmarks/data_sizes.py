@@ -3,9 +3,9 @@
 For each language pair and size: a seeded shuffled slice of the training file (the files are
 sorted by length), a dev set (es-en: `dev.tsv`; fr-en, which has no dev file: pairs held out of
 the shuffled training file, never in any slice), and a time budget. A pair is SRC-TGT: en-es
-reads tatoeba-es-en with its columns swapped (the same slices, the other direction). Every run trains with **no
-options but the corpus, dev and the budget** (`attncli train SLICE --dev DEV --max-minutes M`),
-plus each variant's options; then `attncli evaluate DEV --beam 5`. JoeyNMT 2.3 runs its RNN
+reads tatoeba-es-en with its columns swapped (the same slices, the other direction). Every run
+trains with **no options but the corpus, dev and the budget** (`attncli train SLICE --dev DEV
+--max-minutes M`), plus each variant's options; then `attncli evaluate DEV --beam 5`. JoeyNMT 2.3 runs its RNN
 configuration (`../shared/peers/joey/run.sh`, our architecture) for the same minutes with the
 vocabulary size attncli's recipe chose for that size (its default 8,000 cannot be trained on a
 2,000-pair slice). Runs go `--parallel` at a time with `--threads` each; the table goes to stdout.
