@@ -300,8 +300,8 @@ def read_weights(folder: ModelFolder, framework: str = "pt") -> dict[str, Any]:
     if not path.is_file():
         raise ModelFileError(f"{path}: missing weights file.")
     with open(path, "rb") as handle:
-        head = handle.read(8)
-    if head.startswith(PICKLE_SIGNS):
+        head = handle.read(9)       # safetensors: the header's size (8 bytes, little-endian), then "{"
+    if head[8:] != b"{" and head.startswith(PICKLE_SIGNS):   # a size may well start with byte 0x80
         raise ModelFileError(f"{path}: is a pickle or torch.save file, which attncli refuses to load (it can run code); expected safetensors.")
     expected = config.parameter_shapes()
     if config.tied_output:
