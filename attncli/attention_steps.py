@@ -52,7 +52,8 @@ class StepExplanation:
     combined: np.ndarray               # (4) (2*hidden,) [c_t; h_t]
     attentional: np.ndarray            # (5) (hidden,) h̃_t = tanh(W_c [c_t; h_t] (+ b_c))
     combine_bias: Optional[np.ndarray] # b_c (hidden,), or None (Luong's W_c has no bias)
-    probabilities: np.ndarray          # (tgt_vocab,) softmax(W_o h̃_t + b_o), the next-piece distribution
+    lexical: Optional[np.ndarray]      # (embed,) l_t of the lexical model (lexical.py), or None without one
+    probabilities: np.ndarray          # (tgt_vocab,) softmax(W_o h̃_t + b_o (+ W_lex l_t)), the next-piece distribution
     top: list[tuple[str, float]]       # the TOP_PIECES most probable next pieces, best first
     chosen: str                        # target_pieces[piece_index]
     chosen_probability: float
@@ -174,7 +175,8 @@ def _explanation(translator: Translator, reading: _Reading, index: int, logits: 
         previous_piece=BOS_PIECE if index == 0 else pieces[index - 1], given=reading.given,
         decoder_state=step.query[0], encoder_states=step.memory, scores=step.scores[0], weights=step.weights[0],
         context=step.context[0], combined=step.combined[0], attentional=step.attentional[0],
-        combine_bias=reading.model.combine.bias, probabilities=probabilities,
+        combine_bias=reading.model.combine.bias, lexical=None if step.lexical is None else step.lexical[0],
+        probabilities=probabilities,
         top=[(_piece(translator, int(i)), float(probabilities[i])) for i in best],
         chosen=pieces[index], chosen_probability=float(probabilities[chosen_id]),
         chosen_rank=int((probabilities > probabilities[chosen_id]).sum()) + 1)

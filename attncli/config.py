@@ -49,7 +49,7 @@ SIZE_LIMITS = {
 }
 # The TrainConfig fields that are ModelConfig fields: the architecture a run builds.
 ARCHITECTURE_FIELDS = ("embed_size", "hidden_size", "encoder_layers", "decoder_layers", "dropout",
-                       "input_feeding", "tied_output", "attention_bias")
+                       "input_feeding", "tied_output", "attention_bias", "lexical_model")
 
 
 MAX_BEAM = 100   # hypotheses per sentence in search; more only costs time
@@ -110,6 +110,7 @@ class ModelConfig:
     input_feeding: bool = False     # feed the previous attentional state into the decoder LSTM
     tied_output: bool = False       # share the target embedding with the output layer
     attention_bias: bool = False    # a bias b_c in step (5), h̃ = tanh(W_c [c; h] + b_c); Luong's has none
+    lexical_model: bool = False     # Nguyen & Chiang's lexical model beside the attention (lexical.py)
     pad_id: int = 0
     unk_id: int = 1
     bos_id: int = 2
@@ -174,6 +175,9 @@ class ModelConfig:
             shapes["decoder.attention.combine.bias"] = (hidden,)
         shapes["decoder.output.weight"] = (self.tgt_vocab_size, hidden)
         shapes["decoder.output.bias"] = (self.tgt_vocab_size,)
+        if self.lexical_model:
+            shapes["decoder.lexical.hidden.weight"] = (embed, embed)
+            shapes["decoder.lexical.output.weight"] = (self.tgt_vocab_size, embed)
         return shapes
 
 
@@ -195,6 +199,7 @@ class TrainConfig:
     input_feeding: bool = False
     tied_output: bool | None = None   # None: chosen from the corpus size (recipe.py)
     attention_bias: bool = False
+    lexical_model: bool | None = None  # None: chosen from the corpus size (recipe.py)
     batch_tokens: int | None = None   # None: chosen from the corpus size (recipe.py)
     learning_rate: float | None = None  # None: chosen from the corpus size (recipe.py)
     warmup_steps: int | None = None   # None: chosen from the corpus size (recipe.py)

@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .attention import LuongDotAttention
 from .config import ModelConfig
+from .lexical import LexicalModel
 
 
 @dataclass
@@ -29,11 +30,13 @@ class Encoded:
     memory: Tensor      # (batch, src_len, hidden) encoder states, projected to the decoder size
     src_mask: Tensor    # (batch, src_len) bool, True at real tokens
     init_state: tuple[Tensor, Tensor]  # decoder (h, c), each (layers, batch, hidden)
+    embedded: Tensor | None = None     # (batch, src_len, embed) source embeddings, for the lexical model only
 
     def select(self, index: Tensor) -> "Encoded":
         """Rows `index` of the batch (to expand for a beam, or drop finished sentences)."""
         h, c = self.init_state
-        return Encoded(self.memory[index], self.src_mask[index], (h[:, index], c[:, index]))
+        embedded = None if self.embedded is None else self.embedded[index]
+        return Encoded(self.memory[index], self.src_mask[index], (h[:, index], c[:, index]), embedded)
 
 
 @dataclass
@@ -79,6 +82,7 @@ class Encoder(nn.Module):
         self.bridge = nn.Linear(config.hidden_size, config.hidden_size)   # final states -> decoder init
         self.dropout = nn.Dropout(config.dropout)
         self.decoder_layers = config.decoder_layers
+        self.keep_embedded = config.lexical_model
 
     def forward(self, src_ids: Tensor, src_lengths: Tensor) -> Encoded:
         """src_ids (batch, src_len) ending in EOS then padding; src_lengths (batch,) on the CPU."""
@@ -91,11 +95,15 @@ class Encoder(nn.Module):
         h0 = torch.tanh(self.bridge(final))                              # (batch, hidden)
         h0 = h0.unsqueeze(0).expand(self.decoder_layers, -1, -1).contiguous()  # (layers, batch, hidden)
         src_mask = torch.arange(src_ids.size(1), device=src_ids.device)[None, :] < src_lengths.to(src_ids.device)[:, None]
-        return Encoded(memory, src_mask, (h0, torch.zeros_like(h0)))
+        return Encoded(memory, src_mask, (h0, torch.zeros_like(h0)), embedded if self.keep_embedded else None)
 
 
 class Decoder(nn.Module):
-    """LSTM decoder with Luong dot attention; optional input feeding."""
+    """LSTM decoder with Luong dot attention; optional input feeding and lexical model.
+
+    Its outputs are the output layer's features: the attentional states h̃, followed by the
+    lexical model's l (lexical.py) when it is on.
+    """
 
     def __init__(self, config: ModelConfig) -> None:
         super().__init__()
@@ -109,29 +117,43 @@ class Decoder(nn.Module):
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tied_output:
             self.output.weight = self.embed.weight
+        self.lexical = LexicalModel(config.embed_size, config.tgt_vocab_size) if config.lexical_model else None
 
     def forward(self, tgt_in: Tensor, encoded: Encoded) -> tuple[Tensor, Tensor]:
         """Teacher-forced decoding of whole targets.
 
         tgt_in (batch, tgt_len): BOS followed by the target pieces (EOS not included).
-        Returns attentional states h̃ (batch, tgt_len, hidden) and attention weights
-        (batch, tgt_len, src_len); `logits` turns the states into scores over the vocabulary.
+        Returns the output features (batch, tgt_len, features): attentional states h̃ (hidden),
+        then l (embed) with the lexical model; and attention weights (batch, tgt_len, src_len).
+        `logits` turns the features into scores over the vocabulary.
         """
         embedded = self.dropout(self.embed(tgt_in))                      # (batch, tgt_len, embed)
         if not self.config.input_feeding:
             queries, _ = self.rnn(embedded, encoded.init_state)          # (batch, tgt_len, hidden)
-            return self.attention(queries, encoded.memory, encoded.src_mask)
+            attentional, weights = self.attention(queries, encoded.memory, encoded.src_mask)
+            return self.features(attentional, weights, encoded), weights
         state = self.initial_state(encoded)
         outputs, all_weights = [], []
         for t in range(tgt_in.size(1)):                                  # input feeding is sequential
             attentional, state, weights = self._step(embedded[:, t], state, encoded)
             outputs.append(attentional)
             all_weights.append(weights)
-        return torch.stack(outputs, dim=1), torch.stack(all_weights, dim=1)  # (batch, tgt_len, hidden|src_len)
+        weights = torch.stack(all_weights, dim=1)                        # (batch, tgt_len, src_len)
+        return self.features(torch.stack(outputs, dim=1), weights, encoded), weights
 
-    def logits(self, attentional: Tensor) -> Tensor:
-        """Scores over the target vocabulary: (..., hidden) -> (..., vocab)."""
-        return self.output(self.dropout(attentional))
+    def features(self, attentional: Tensor, weights: Tensor, encoded: Encoded) -> Tensor:
+        """The output layer's input: h̃ (..., hidden), with the lexical model [h̃; l] (..., hidden + embed)."""
+        if self.lexical is None:
+            return attentional
+        return torch.cat([attentional, self.lexical(weights, encoded.embedded)], dim=-1)
+
+    def logits(self, features: Tensor) -> Tensor:
+        """Scores over the target vocabulary: (..., features) -> (..., vocab)."""
+        hidden = self.config.hidden_size
+        scores = self.output(self.dropout(features[..., :hidden]))
+        if self.lexical is not None:
+            scores = scores + self.lexical.output(features[..., hidden:])
+        return scores
 
     def initial_state(self, encoded: Encoded) -> DecoderState:
         h, c = encoded.init_state

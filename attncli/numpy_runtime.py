@@ -75,6 +75,7 @@ class Int8Weights:
 class Encoded:
     memory: np.ndarray                 # (src_len, hidden) encoder states projected to the decoder size
     init_h: np.ndarray                 # (layers, hidden)
+    embedded: np.ndarray               # (src_len, embed) source embeddings (read by the lexical model)
 
 
 class NumpySeq2Seq:
@@ -94,7 +95,10 @@ class NumpySeq2Seq:
         for layer in range(1, config.decoder_layers):
             w_ih, w_hh, bias = self._lstm_params("decoder.rnn", layer)
             self.recurrent.append(linear(np.concatenate([w_ih, w_hh], axis=1), bias))
-        self.output = linear(w["decoder.output.weight"], w["decoder.output.bias"])
+        output = w["decoder.output.weight"]                                      # (vocab, hidden)
+        if config.lexical_model:                                                # [W_o, W_lex] on [h̃; l] (lexical.py)
+            output = np.concatenate([output, w["decoder.lexical.output.weight"]], axis=1)
+        self.output = linear(output, w["decoder.output.bias"])
         self.combine = FloatWeights(w["decoder.attention.combine.weight"], w.get("decoder.attention.combine.bias"))
 
     def _lstm_params(self, prefix: str, layer: int, suffix: str = "") -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,7 +110,7 @@ class NumpySeq2Seq:
     def encode(self, src_ids: list[int]) -> Encoded:
         """Bidirectional LSTM over one source (EOS included); memory and the decoder's initial h."""
         cfg, w = self.config, self.w
-        inputs = w["encoder.embed.weight"][src_ids]                              # (src_len, embed)
+        inputs = embedded = w["encoder.embed.weight"][src_ids]                   # (src_len, embed)
         size = cfg.hidden_size // 2
         for layer in range(cfg.encoder_layers):
             outputs = []
@@ -124,14 +128,14 @@ class NumpySeq2Seq:
         memory = inputs @ w["encoder.project.weight"].T + w["encoder.project.bias"]
         final = np.concatenate(finals)                                         # (hidden,) both directions
         h0 = np.tanh(final @ w["encoder.bridge.weight"].T + w["encoder.bridge.bias"])
-        return Encoded(memory, np.repeat(h0[None], cfg.decoder_layers, axis=0))
+        return Encoded(memory, np.repeat(h0[None], cfg.decoder_layers, axis=0), embedded)
 
     def step(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
-             memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, AttentionStep]:
+             encoded: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray, AttentionStep]:
         """One decoder step for `rows` hypotheses of one sentence.
 
         prev_ids (rows,); h, c (layers, rows, hidden); attentional (rows, hidden), the previous h̃
-        (used with input feeding); memory (src_len, hidden). Returns logits (rows, vocab), the
+        (used with input feeding); `encoded`, the sentence's. Returns logits (rows, vocab), the
         new h, c, and the attention's five steps (AttentionStep).
         """
         cfg, w = self.config, self.w
@@ -144,14 +148,23 @@ class NumpySeq2Seq:
             else:
                 gates = recurrent(np.concatenate([new_h[layer - 1], h[layer]], axis=-1))
             new_h[layer], new_c[layer] = lstm_cell(gates, c[layer])
-        attended = self.attend(new_h[-1], memory)
-        return self.output(attended.attentional), new_h, new_c, attended
+        attended = self.attend(new_h[-1], encoded.memory)
+        features = attended.attentional                                         # model.Decoder.features
+        if self.config.lexical_model:
+            attended.lexical = self.lexical(attended.weights, encoded.embedded)
+            features = np.concatenate([features, attended.lexical], axis=-1)    # [h̃; l]
+        return self.output(features), new_h, new_c, attended
+
+    def lexical(self, weights: np.ndarray, src_embedded: np.ndarray) -> np.ndarray:
+        """lexical.LexicalModel: l (rows, embed) from weights (rows, src_len) and embeddings (src_len, embed)."""
+        averaged = np.tanh(weights @ src_embedded)                              # f_t
+        return (np.tanh(averaged @ self.w["decoder.lexical.hidden.weight"].T) + averaged) * np.float32(0.5)
 
     def step_logits(self, prev_ids: np.ndarray, h: np.ndarray, c: np.ndarray, attentional: np.ndarray,
-                    memory: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+                    encoded: Encoded) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         """`step`, returning logits (rows, vocab), the new h, c, attentional (rows, hidden) and the
         attention weights (rows, src_len)."""
-        logits, new_h, new_c, attended = self.step(prev_ids, h, c, attentional, memory)
+        logits, new_h, new_c, attended = self.step(prev_ids, h, c, attentional, encoded)
         return logits, new_h, new_c, attended.attentional, attended.weights
 
     def attend(self, query: np.ndarray, memory: np.ndarray) -> AttentionStep:
@@ -173,7 +186,7 @@ class NumpySeq2Seq:
         c = np.zeros_like(h)
         attentional = np.zeros((1, self.config.hidden_size), np.float32)
         for prev in [BOS_ID] + tgt_ids:
-            logits, h, c, attended = self.step(np.array([prev]), h, c, attentional, encoded.memory)
+            logits, h, c, attended = self.step(np.array([prev]), h, c, attentional, encoded)
             attentional = attended.attentional
             yield logits, attended
 
@@ -202,6 +215,7 @@ class AttentionStep:
     context: np.ndarray                # (3) (rows, hidden) c_t = Σ_s a_t(s) h̄_s
     combined: np.ndarray               # (4) (rows, 2*hidden) [c_t; h_t]
     attentional: np.ndarray            # (5) (rows, hidden) h̃_t = tanh(W_c [c_t; h_t] (+ b_c))
+    lexical: np.ndarray | None = None  # (rows, embed) l_t of the lexical model (lexical.py), if the model has one
 
 
 def log_softmax(logits: np.ndarray) -> np.ndarray:
@@ -229,7 +243,7 @@ def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, len
     history: list[list[int]] = [[] for _ in range(k)]
     finished: list[tuple[float, float, list[int]]] = []                         # (normalised, score, pieces)
     for step in range(limit + 1):
-        logits, h, c, attentional, _ = model.step_logits(prev, h, c, attentional, encoded.memory)
+        logits, h, c, attentional, _ = model.step_logits(prev, h, c, attentional, encoded)
         log_probs = log_softmax(logits)                                         # (k, vocab)
         if step == limit:                                                       # only EOS may follow
             eos = log_probs[:, EOS_ID].copy()

@@ -284,7 +284,14 @@ from the source at this step.</p>
 <p class="explain">A learned matrix W<sub>c</sub> mixes the two into the attentional state h̃<sub>t</sub>,
 from which the output layer W<sub>o</sub> gives every piece of the vocabulary a probability.</p>
 <p class="numbers" data-field="attentional"></p>
-<h3>Next piece: p = softmax(W<sub>o</sub> h̃<sub>t</sub> + b<sub>o</sub>) over
+<div data-field="lexical-part" hidden>
+<h3>Lexical model: l<sub>t</sub> = (tanh(W<sub>l</sub> f<sub>t</sub>) + f<sub>t</sub>) / 2,
+f<sub>t</sub> = tanh(Σ<sub>s</sub> a<sub>t</sub>(s) e<sub>s</sub>)</h3>
+<p class="explain">The same weights a<sub>t</sub> average the source embeddings e<sub>s</sub>, which reach
+the output through W<sub>lex</sub> past the recurrent states (Nguyen &amp; Chiang 2018).</p>
+<p class="numbers" data-field="lexical"></p>
+</div>
+<h3>Next piece: <span data-field="prediction"></span> over
 <span data-field="vocabulary"></span> pieces</h3>
 <table class="next"><thead><tr><th>rank</th><th class="text">piece</th><th>p</th><th></th></tr></thead>
 <tbody data-field="next"></tbody></table>
@@ -315,7 +322,7 @@ let shown = data.shown;
 
 /* "W_c [c_t; h_t]" with c, t written as subscripts. */
 function withSubscripts(text) {
-  return text.split(/_([a-z])/).map((part, i) => i % 2 ? el("sub", {}, part) : part);
+  return text.split(/_([a-z]+)/).map((part, i) => i % 2 ? el("sub", {}, part) : part);
 }
 
 function bar(fraction) {
@@ -345,6 +352,9 @@ function showStep(index) {
   for (const name of ["where", "decoder_state", "context", "combined", "attentional"]) texts[name] = view[name];
   for (const [name, text] of Object.entries(texts)) field(name).textContent = text;
   field("combine").replaceChildren(...withSubscripts(view.combine));
+  field("prediction").replaceChildren(...withSubscripts(view.prediction));
+  field("lexical").textContent = view.lexical ?? "";
+  field("lexical-part").hidden = view.lexical === null;
   field("sources").replaceChildren(...view.sources.map(sourceRow));
   field("next").replaceChildren(...view.next.map(row => nextRow(row, view.mark)));
   targetButtons.forEach((button, i) => button.setAttribute("aria-pressed", String(i === index)));

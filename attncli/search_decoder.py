@@ -42,14 +42,18 @@ class SearchDecoder:
                 weight = torch.cat([getattr(rnn, f"weight_ih_l{layer}"), getattr(rnn, f"weight_hh_l{layer}")], dim=1)
                 bias = getattr(rnn, f"bias_ih_l{layer}") + getattr(rnn, f"bias_hh_l{layer}")
                 self.recurrent.append(bounded_linear(weight.float(), bias.float(), precision))
-            self.output = bounded_linear(decoder.output.weight.float(), decoder.output.bias.float(), precision)
+            output = decoder.output.weight.float()                                 # (vocab, hidden)
+            if decoder.lexical is not None:                                       # [W_o, W_lex] on [h̃; l]
+                output = torch.cat([output, decoder.lexical.output.weight.float()], dim=1)
+            self.output = bounded_linear(output, decoder.output.bias.float(), precision)
         self.input_feeding = config.input_feeding
 
     def initial_state(self, encoded: Encoded) -> DecoderState:
         return self.decoder.initial_state(encoded)
 
     def step(self, prev_ids: Tensor, state: DecoderState, encoded: Encoded, beam: int = 1) -> tuple[Tensor, DecoderState]:
-        """Attentional states h̃ (rows, hidden) after `prev_ids` (rows,), and the new state.
+        """The output features (rows, features) after `prev_ids` (rows,), and the new state;
+        features are h̃ (model.Decoder.features), with the lexical model [h̃; l].
 
         Rows come in blocks of `beam` hypotheses of one sentence; `encoded` holds one entry per
         sentence, so each sentence's encoder states are read once for all its hypotheses.
@@ -66,13 +70,14 @@ class SearchDecoder:
             new_h.append(h)
             new_c.append(c)
         query = new_h[-1].view(-1, beam, new_h[-1].size(-1))                    # (sentences, beam, hidden)
-        attentional, _ = self.decoder.attention(query, encoded.memory, encoded.src_mask)
+        attentional, weights = self.decoder.attention(query, encoded.memory, encoded.src_mask)
+        features = self.decoder.features(attentional, weights, encoded)         # (sentences, beam, features)
         attentional = attentional.view(-1, attentional.size(-1))                # (rows, hidden)
-        return attentional, DecoderState(torch.stack(new_h), torch.stack(new_c), attentional)
+        return features.view(-1, features.size(-1)), DecoderState(torch.stack(new_h), torch.stack(new_c), attentional)
 
-    def logits(self, attentional: Tensor) -> Tensor:
-        """(rows, hidden) -> float32 logits (rows, vocab) (under a GPU's autocast too)."""
-        return self.output(attentional).float()
+    def logits(self, features: Tensor) -> Tensor:
+        """(rows, features) -> float32 logits (rows, vocab) (under a GPU's autocast too)."""
+        return self.output(features).float()
 
 
 def lstm_cell(gates: Tensor, c: Tensor) -> tuple[Tensor, Tensor]:

@@ -20,6 +20,7 @@ WEAK_PERCENT = 10   # weights below this are dimmed
 
 STEP_VALUES_SHOWN = 6      # the first values of each vector in the terminal view
 BAR_WIDTH = 24
+LEXICAL_LINE = "lexical model: l_t = (tanh(W_l f_t) + f_t) / 2, f_t = tanh(Σ_s a_t(s) e_s), e_s the source embeddings"
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 
@@ -73,6 +74,7 @@ def attention_step_json(step: StepExplanation) -> dict[str, Any]:
         "combined": floats(step.combined),
         "combine_bias": None if step.combine_bias is None else floats(step.combine_bias),
         "attentional": floats(step.attentional),
+        "lexical": None if step.lexical is None else floats(step.lexical),
         "top": [{"piece": piece, "probability": probability} for piece, probability in step.top],
         "chosen": step.chosen, "chosen_probability": step.chosen_probability, "chosen_rank": step.chosen_rank,
         "note": "step piece_index predicts target_pieces[piece_index] after reading previous_piece; "
@@ -81,7 +83,10 @@ def attention_step_json(step: StepExplanation) -> dict[str, Any]:
                 "scores = encoder_states @ decoder_state; weights = softmax(scores); "
                 "context = weights @ encoder_states; combined = [context; decoder_state]; "
                 "attentional = tanh(W_c combined (+ combine_bias)), W_c = decoder.attention.combine.weight; "
-                "top: softmax(decoder.output.weight @ attentional + decoder.output.bias), best first",
+                "lexical (null without the lexical model) = (tanh(decoder.lexical.hidden.weight @ f) + f) / 2, "
+                "f = tanh(weights @ the source pieces' rows of encoder.embed.weight); "
+                "top: softmax(decoder.output.weight @ attentional + decoder.output.bias "
+                "(+ decoder.lexical.output.weight @ lexical)), best first",
     }
 
 
@@ -112,6 +117,8 @@ def attention_step_view(step: StepExplanation) -> dict[str, Any]:
         "combine": (f"h̃_t = tanh(W_c [c_t; h_t]{' + b_c' if bias else ''}), "
                     f"W_c {len(step.attentional)}×{len(step.combined)}{'' if bias else ', no bias'}"),
         "attentional": vector_summary(step.attentional),
+        "lexical": None if step.lexical is None else vector_summary(step.lexical),
+        "prediction": f"p = softmax(W_o h̃_t + b_o{'' if step.lexical is None else ' + W_lex l_t'})",
         "vocabulary": len(step.probabilities),
         "next": [None if row is None else {"rank": row[0], "piece": row[1], "p": _probability(row[2]),
                                            "fraction": row[2], "chosen": row[1] == step.chosen}
@@ -167,8 +174,10 @@ def print_attention_step(console: Console, step: StepExplanation) -> None:
     console.print(most)
     console.print(_vector_lines("(4) [c_t; h_t], c_t then h_t", view["combined"]))
     console.print(_vector_lines(f"(5) {view['combine']}", view["attentional"]))
+    if view["lexical"] is not None:
+        console.print(_vector_lines(LEXICAL_LINE, view["lexical"]))
     console.print()
-    console.print(Text(f"Next piece: p = softmax(W_o h̃_t + b_o) over {view['vocabulary']} pieces", style="bold"))
+    console.print(Text(f"Next piece: {view['prediction']} over {view['vocabulary']} pieces", style="bold"))
     console.print(_next_pieces_table(view))
 
 

@@ -57,6 +57,8 @@ VARIANTS = {
     "no subword sampling": ["--subword-sampling", "0"],
     "subword sampling 0.5": ["--subword-sampling", "0.5"],
     "subword sampling 1.0": ["--subword-sampling", "1.0"],
+    "lexical model": ["--lexical-model"],
+    "no lexical model": ["--no-lexical-model"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
         "--vocab-size", "2000", "--tied-output", "--dropout", "0.3", "--batch-tokens", "2048"],
 }

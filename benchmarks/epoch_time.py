@@ -27,7 +27,7 @@ def main() -> None:
             times[event.step] = time.monotonic()
 
     config = TrainConfig(train_precision="float32", epochs=1, valid_every=1_000_000, threads=2, vocab_size=8000,
-                         batch_tokens=4096, dropout=0.2, tied_output=False, warmup_steps=400)
+                         batch_tokens=4096, dropout=0.2, tied_output=False, warmup_steps=400, lexical_model=False)
     folder = Path(tempfile.mkdtemp(prefix="attncli-epoch-"))
     options = {"cache_dir": folder / "cache"} if "cache_dir" in inspect.signature(train).parameters else {}
     train(corpus, dev, folder / "model", config, on_event=on_event, **options)

@@ -11,7 +11,7 @@ Figures:
   `--warmup` updates of `attncli.training.train_step` on the shuffled corpus: in the default
   precision (`auto`), in float32 and in bfloat16, and with input feeding; JoeyNMT: `joey_train_tokens_per_s` of the peer harness's run.sh, which
   trains for `--minutes` (validation disabled so the budget goes to training).
-- equal time: `attncli train` with its default settings (JoeyNMT's architecture) for `--minutes`
+- equal time: `attncli train` with its default settings and `--no-lexical-model` (JoeyNMT's architecture) for `--minutes`
   too; the dev BLEU/chrF (beam 5) of each tool's model, and the beam-5 speed of both models:
   the same-architecture translation rows.
 - translation: dev sentences/s with beam 1 and beam 5 (the default int8 products, and beam 5 with
@@ -188,7 +188,7 @@ def worker_train(spec: dict) -> dict:
     # JoeyNMT's architecture and batches, whatever the corpus size (the recipe would pick others below 60k pairs).
     config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"],
                          train_precision=spec.get("precision", "auto"), batch_tokens=4096, dropout=0.2,
-                         tied_output=False, warmup_steps=400, vocab_size=data["vocab_size"])
+                         tied_output=False, warmup_steps=400, vocab_size=data["vocab_size"], lexical_model=False)
     precision = resolve_train_precision(config.train_precision)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
@@ -314,9 +314,10 @@ def measure_timed_training(args: argparse.Namespace, train_tsv: Path, test_tsv: 
     """
     attncli = str(Path(sys.executable).parent / "attncli")
     model = work / f"attncli-{args.minutes:g}min"
-    log(f"attncli: `attncli train` for {args.minutes:g} minutes (default settings; its progress follows)")
+    log(f"attncli: `attncli train` for {args.minutes:g} minutes (default settings, no lexical model; its progress follows)")
     run = run_child([attncli, "train", str(train_tsv), "--out", str(model), "--max-minutes", str(args.minutes),
-                     "--threads", str(args.threads), "--seed", str(args.seed), "--vocab-size", str(args.vocab_size)])
+                     "--threads", str(args.threads), "--seed", str(args.seed), "--vocab-size", str(args.vocab_size),
+                     "--no-lexical-model"])    # JoeyNMT has none: the same architecture on both sides
     from attncli.modelfile import read_model_info
 
     card = read_model_info(model)

@@ -20,6 +20,7 @@ from safetensors.numpy import load_file
 from attncli.attention_steps import StepExplanation, explain_step
 from attncli.batch import make_batch
 from attncli.modelfile import load_model, save_model
+from attncli.tokenizer import EOS_ID, encode_sentence
 from attncli.step_view import attention_step_json, print_attention_step
 from attncli.translator import Translator
 
@@ -94,9 +95,19 @@ def test_json_redoes_the_arithmetic(run_cli, tiny_model_dir, biased_model_dir, b
         assert np.abs(np.tanh(w_c @ combined) - attentional).max() > 1e-2
 
     output_weight = w.get("decoder.output.weight", w["decoder.embed.weight"])     # (tied output: the embedding)
-    probabilities = softmax(output_weight @ attentional + w["decoder.output.bias"])
+    logits = output_weight @ attentional + w["decoder.output.bias"]
+    translator = Translator.load(model_dir, sentences=1)
+    assert (data["lexical"] is not None) == ("decoder.lexical.hidden.weight" in w)
+    if data["lexical"] is not None:           # the lexical model (the recipe's choice for the tiny corpus)
+        src_ids = encode_sentence(translator.src_tokenizer, SENTENCE)[0] + [EOS_ID]
+        averaged = np.tanh(weights @ w["encoder.embed.weight"][src_ids])
+        lexical = np.array(data["lexical"], np.float32)
+        np.testing.assert_allclose(lexical, (np.tanh(w["decoder.lexical.hidden.weight"] @ averaged) + averaged) / 2,
+                                   rtol=1e-5, atol=1e-5)
+        logits = logits + w["decoder.lexical.output.weight"] @ lexical
+    probabilities = softmax(logits)
     best = np.argsort(-probabilities, kind="stable")[:5]
-    tokenizer = Translator.load(model_dir, sentences=1).tgt_tokenizer
+    tokenizer = translator.tgt_tokenizer
     assert [top["piece"] for top in data["top"]] == tokenizer.pieces([int(i) for i in best])
     np.testing.assert_allclose([top["probability"] for top in data["top"]], probabilities[best], rtol=1e-4, atol=1e-6)
 
@@ -128,12 +139,14 @@ def test_vectors_are_the_torch_models(tiny_model_dir, biased_model_dir, biased):
     batch = make_batch([src], [tgt])
     with torch.inference_mode():
         encoded = loaded.model.encode(batch.src_ids, batch.src_lengths)
-        attentional, weights = loaded.model.decoder(batch.tgt_in, encoded)
+        features, weights = loaded.model.decoder(batch.tgt_in, encoded)   # [h̃; l] with the lexical model
+    hidden = loaded.model.config.hidden_size
     for piece in range(len(tgt) + 1):
         step = explain_step(translator, SENTENCE, TARGET, piece=piece)
         np.testing.assert_allclose(step.encoder_states, encoded.memory[0].numpy(), atol=1e-5)
         np.testing.assert_allclose(step.weights, weights[0, piece].numpy(), atol=1e-5)
-        np.testing.assert_allclose(step.attentional, attentional[0, piece].numpy(), atol=1e-5)
+        np.testing.assert_allclose(step.attentional, features[0, piece, :hidden].numpy(), atol=1e-5)
+        np.testing.assert_allclose(step.lexical, features[0, piece, hidden:].numpy(), atol=1e-5)
 
 
 @pytest.mark.parametrize("target", [None, TARGET])

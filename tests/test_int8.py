@@ -102,13 +102,16 @@ def test_numpy_int8_weights_equal_torch(layer):
     np.testing.assert_array_equal(got, expected)
 
 
-@pytest.mark.parametrize("layers, input_feeding, tied", [(1, False, False), (2, False, False), (1, True, False), (2, True, True)])
-def test_search_decoder_is_the_model_at_each_position(layers, input_feeding, tied):
+@pytest.mark.parametrize("layers, input_feeding, tied, lexical", [
+    (1, False, False, False), (2, False, False, False), (1, True, False, False), (2, True, True, False),
+    (1, False, True, True), (2, True, False, True)])
+def test_search_decoder_is_the_model_at_each_position(layers, input_feeding, tied, lexical):
     """The rearranged step (input-gate table, written-out LSTM cell) computes what the teacher-
     forced Decoder.forward computes at the same position; int8 stays close to it."""
     torch.manual_seed(layers + 2 * input_feeding)
     config = ModelConfig(src_vocab_size=60, tgt_vocab_size=70, embed_size=24 if not tied else 32, hidden_size=32,
-                         encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied)
+                         encoder_layers=layers, decoder_layers=layers, input_feeding=input_feeding, tied_output=tied,
+                         lexical_model=lexical)
     model = Seq2Seq(config).eval()
     src = torch.randint(4, 60, (3, 7))
     lengths = torch.tensor([7, 5, 2])

@@ -39,19 +39,22 @@ def test_trained_model(tiny_model_dir, precision):
 
 
 @pytest.mark.parametrize("precision", ["int8", "float32"])
-@pytest.mark.parametrize("layers, input_feeding, tied, fp16", [
-    (1, False, False, False), (2, False, False, True), (1, True, False, False), (2, True, True, False)])
-def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied, fp16, precision):
+@pytest.mark.parametrize("layers, input_feeding, tied, fp16, lexical", [
+    (1, False, False, False, False), (2, False, False, True, False), (1, True, False, False, False),
+    (2, True, True, False, False), (1, False, True, False, True), (2, True, False, True, True)])
+def test_every_model_shape(tmp_path, tiny_model_dir, layers, input_feeding, tied, fp16, lexical, precision):
     """Untrained models of each shape: random outputs that often run into the length limit."""
     loaded = load_model(tiny_model_dir)
     vocab = len(loaded.src_tokenizer)
     config = ModelConfig(src_vocab_size=vocab, tgt_vocab_size=vocab, embed_size=24 if not tied else 32,
                          hidden_size=32, encoder_layers=layers, decoder_layers=layers,
-                         input_feeding=input_feeding, tied_output=tied)
+                         input_feeding=input_feeding, tied_output=tied, lexical_model=lexical)
     torch.manual_seed(layers * 10 + input_feeding)
     model = Seq2Seq(config).eval()
     with torch.no_grad():                     # spread the scores: no near-ties between the two runtimes
         model.decoder.output.weight.mul_(4.0)
+        if lexical:
+            model.decoder.lexical.output.weight.mul_(4.0)
     save_model(tmp_path / "m", model, loaded.src_tokenizer, loaded.tgt_tokenizer, fp16=fp16)
     same_translations(tmp_path / "m", beams=(1, 3), precision=precision)
 
@@ -146,10 +149,10 @@ def test_runtimes_agree_step_by_step(tiny_model_dir, precision):
     c, attentional = np.zeros_like(h), np.zeros((1, numpy_model.config.hidden_size), np.float32)
     for prev in [BOS_ID] + tgt:
         with torch.inference_mode():
-            torch_attentional, state = decoder.step(torch.tensor([prev]), state, encoded)
-            torch_logits = decoder.logits(torch_attentional).numpy()
-        logits, h, c, attentional, _ = numpy_model.step_logits(np.array([prev]), h, c, attentional, numpy_encoded.memory)
-        np.testing.assert_allclose(attentional, torch_attentional.numpy(), atol=1e-5)
+            torch_features, state = decoder.step(torch.tensor([prev]), state, encoded)    # [h̃; l] (lexical model)
+            torch_logits = decoder.logits(torch_features).numpy()
+        logits, h, c, attentional, _ = numpy_model.step_logits(np.array([prev]), h, c, attentional, numpy_encoded)
+        np.testing.assert_allclose(attentional, state.attentional.numpy(), atol=1e-5)
         np.testing.assert_allclose(logits, torch_logits, atol=1e-4)
         assert logits.argmax() == torch_logits.argmax()
 

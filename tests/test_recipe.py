@@ -9,14 +9,15 @@ from attncli.corpus import SentencePair
 from attncli.recipe import complete_recipe
 
 
-@pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup, rate, sampling", [
-    (2_500, 1000, 2048, 0.3, True, 100, 0.001, 1.0), (4_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0),
-    (10_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0),
-    (45_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0), (114_000, 8000, 4096, 0.2, False, 400, 0.002, 0.0)])
-def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, sampling):
+@pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup, rate, sampling, lexical", [
+    (2_500, 1000, 2048, 0.3, True, 100, 0.001, 1.0, True), (4_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0, True),
+    (10_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0, True),
+    (45_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0, True), (114_000, 8000, 4096, 0.2, False, 400, 0.002, 0.0, False)])
+def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, sampling, lexical):
     config, line = complete_recipe(TrainConfig(), pairs)
     assert (config.vocab_size, config.batch_tokens, config.dropout, config.tied_output, config.warmup_steps,
-            config.learning_rate, config.subword_sampling) == (vocab, batch, dropout, tied, warmup, rate, sampling)
+            config.learning_rate, config.subword_sampling, config.lexical_model) == (
+                vocab, batch, dropout, tied, warmup, rate, sampling, lexical)
     assert line.startswith(f"{pairs:,} training pairs → vocabulary {vocab:,}")
     config.validate()
 
@@ -25,7 +26,8 @@ def test_the_shipped_recipe_is_unchanged_on_the_full_corpus():
     """The full es-en corpus gets the values that trained the shipped model (README 'Shipped models')."""
     config, _ = complete_recipe(TrainConfig(embed_size=256, hidden_size=384, dropout=0.25), 112_000)
     assert (config.vocab_size, config.batch_tokens, config.dropout, config.tied_output, config.warmup_steps,
-            config.learning_rate, config.subword_sampling) == (8000, 4096, 0.25, False, 400, 0.002, 0.0)
+            config.learning_rate, config.subword_sampling, config.lexical_model) == (8000, 4096, 0.25, False, 400, 0.002, 0.0,
+                                                                                     False)
     config, _ = complete_recipe(TrainConfig(embed_size=256, hidden_size=384, dropout=0.25, max_minutes=90), 112_000)
     assert config.vocab_size == 8000                 # its rebuild command's 90 minutes
 
@@ -35,15 +37,16 @@ def test_the_shipped_recipe_is_unchanged_on_the_full_corpus():
     (114_000, 59.5, 4000, "114,000 training pairs in 59.5 minutes → vocabulary 4,000"),
     (114_000, 60, 8000, "114,000 training pairs → vocabulary 8,000"),
     (45_000, 30, 3000, "45,000 training pairs → vocabulary 3,000")])
-def test_a_short_time_budget_keeps_large_corpora_on_a_4k_vocabulary(pairs, minutes, vocab, said):
+def test_a_short_time_budget_gives_large_corpora_a_4k_vocabulary_and_the_lexical_model(pairs, minutes, vocab, said):
     """Under an hour the 8,000-piece output layer's slower updates do not pay off (recipe.py's measurements)."""
     config, line = complete_recipe(TrainConfig(max_minutes=minutes), pairs)
     assert config.vocab_size == vocab and line.startswith(said)
+    assert config.lexical_model is (vocab != 8000)     # the lexical model, too, except the shipped recipe
 
 
 def test_options_given_win():
     given = TrainConfig(vocab_size=500, batch_tokens=1000, dropout=0.1, tied_output=False, warmup_steps=7,
-                        learning_rate=0.005, subword_sampling=0.0)
+                        learning_rate=0.005, subword_sampling=0.0, lexical_model=False)
     config, line = complete_recipe(given, 2_500)
     assert config == given and line == ""
     config, line = complete_recipe(TrainConfig(vocab_size=3000), 2_500)
@@ -104,7 +107,7 @@ def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):
                       "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--threads", "1"])
     assert result.exit_code in (0, None), result.stderr
     lines = result.stderr.splitlines()
-    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 1 (options override)" in lines
+    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 1, lexical model (options override)" in lines
     assert "warning: only 360 training pairs: expect a weak model (a few thousand pairs is already a small corpus)." in lines
     assert any(line.startswith("warning: 360 of 360 dev pairs are also training pairs") for line in lines)
     import json

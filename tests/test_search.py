@@ -104,7 +104,7 @@ class ScriptedNumpyModel:
     def encode(self, src_ids: list[int]) -> SimpleNamespace:
         return SimpleNamespace(memory=np.zeros((len(src_ids), 1), np.float32), init_h=np.zeros((1, 1), np.float32))
 
-    def step_logits(self, prev_ids, h, c, attentional, memory):
+    def step_logits(self, prev_ids, h, c, attentional, encoded):
         attentional = attentional.copy()
         count = attentional[:, 0].astype(int)
         attentional[np.arange(len(prev_ids)), count + 1] = prev_ids
