@@ -20,7 +20,8 @@ WEAK_PERCENT = 10   # weights below this are dimmed
 
 STEP_VALUES_SHOWN = 6      # the first values of each vector in the terminal view
 BAR_WIDTH = 24
-LEXICAL_LINE = "lexical model: l_t = (tanh(W_l f_t) + f_t) / 2, f_t = tanh(Σ_s a_t(s) e_s), e_s the source embeddings"
+LEXICAL_LINE = ("lexical model: l_t = (tanh(W_l f_t) + f_t) / 2,\n"
+                "    f_t = tanh(Σ_s a_t(s) e_s), e_s the source pieces' embeddings")
 _EIGHTHS = " ▏▎▍▌▋▊▉"
 
 

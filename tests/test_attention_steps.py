@@ -209,6 +209,9 @@ def test_table_fits_80_columns_and_shows_each_step(tiny_model_dir, options):
     for heading in ("h_t, the decoder state", "(1) score(s) = h_t · h̄_s", "(2) a_t(s) = softmax",
                     "(3) c_t = Σ_s a_t(s) h̄_s", "(4) [c_t; h_t]", "(5) h̃_t = tanh(W_c [c_t; h_t])", "Next piece"):
         assert heading in text, heading
+    assert step.lexical is not None      # the tiny model has the lexical model (the recipe's choice): shown whole
+    assert "lexical model: l_t = (tanh(W_l f_t) + f_t) / 2,\n    f_t = tanh(Σ_s a_t(s) e_s)" in text
+    assert "p = softmax(W_o h̃_t + b_o + W_lex l_t)" in text
     hidden = step.decoder_state.size
     assert f"{hidden} values" in text and f"{2 * hidden} values" in text and f"W_c {hidden}×{2 * hidden}" in text
     rows = [[cell.strip() for cell in line.split("│")[1:-1]] for line in lines if line.startswith("│")]

@@ -25,6 +25,8 @@ SHOWN_STEP = """(() => ({
         [...row.cells].slice(0, 4).map(cell => cell.textContent)),
     next: document.querySelector('[data-field="next"] .chosen').textContent,
     current: [...document.querySelectorAll("#matrix tbody tr")].findIndex(row => row.classList.contains("current")),
+    lexical: !document.querySelector('[data-field="lexical-part"]').hidden,
+    prediction: document.querySelector('[data-field="prediction"]').textContent,
 }))()"""
 
 SHOWN_VALIDATION = """(() => ({
@@ -52,6 +54,7 @@ def test_clicking_a_piece_of_the_translation_shows_its_step(run_cli, browser, tm
     browser.open(page)
     before = browser.evaluate(SHOWN_STEP)
     assert before["chosen"] == before["next"] == before["pressed"][0] == "▁I" and before["current"] == 0
+    assert not before["lexical"] and before["prediction"] == "p = softmax(Wo h̃t + bo)"   # no lexical model
 
     browser.click("#target button:nth-child(4)")                        # ▁black
     after = browser.evaluate(SHOWN_STEP)
@@ -81,3 +84,12 @@ def test_the_slider_goes_through_the_validations(run_cli, browser, watched_run, 
     assert first["rows"] != last["rows"]
     browser.screenshot(tmp_path / "history.png", clip="#lapse")
     assert (tmp_path / "history.png").read_bytes().startswith(PNG_SIGNATURE)
+
+
+def test_a_lexical_model_shows_its_part(run_cli, browser, tiny_model_dir, tmp_path):
+    """The tiny model has the lexical model (the recipe's choice): its l_t and W_lex are shown."""
+    page = tmp_path / "step.html"
+    saved_page(run_cli, ["inspect", "step", SENTENCE, "-m", tiny_model_dir], page)
+    browser.open(page)
+    shown = browser.evaluate(SHOWN_STEP)
+    assert shown["lexical"] and shown["prediction"] == "p = softmax(Wo h̃t + bo + Wlex lt)"
