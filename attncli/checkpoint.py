@@ -41,7 +41,8 @@ SRC_SPM_FILE = "spm.src.model"
 TGT_SPM_FILE = "spm.tgt.model"
 ADAM_KEYS = ("step", "exp_avg", "exp_avg_sq")
 # Options that may change between an interrupted run and its resumption: they do not change
-# what is computed (threads can change float rounding, but not the recipe).
+# what is computed (threads can change float rounding; --max-minutes could change the recipe's
+# architecture for a new run, but a resumed run keeps the one it has: TrainConfig.resuming).
 RESUMABLE_CHANGES = ("threads", "max_minutes")
 
 

@@ -270,6 +270,13 @@ class TrainConfig:
         architecture = {name: getattr(self, name) for name in ARCHITECTURE_FIELDS}
         return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **architecture)
 
+    def resuming(self, saved_model: dict[str, Any]) -> "TrainConfig":
+        """This config with its unset architecture fields as the stopped run chose them (its saved
+        model settings): with another --max-minutes the recipe could choose otherwise."""
+        chosen = {name: saved_model[name] for name in ARCHITECTURE_FIELDS
+                  if getattr(self, name) is None and name in saved_model}
+        return dataclasses.replace(self, **chosen)
+
     def adopting(self, architecture: ModelConfig, joint_vocab: bool) -> "TrainConfig":
         """This config with the vocabulary and architecture of an existing model (fine-tuning)."""
         sizes = {name: getattr(architecture, name) for name in ARCHITECTURE_FIELDS if name != "dropout"}

@@ -473,6 +473,8 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     init_weights = resolve_model_path(request.init_from) / WEIGHTS_FILE if request.init_from is not None else None
     fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
     saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite and ranks.main)
+    if saved is not None:
+        config = config.resuming(saved.model_config)
     data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
     model = Seq2Seq(config.model_config(len(data.src_tok), len(data.tgt_tok)))

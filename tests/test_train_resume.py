@@ -182,6 +182,21 @@ def test_time_limit_keeps_the_state_and_resume_continues(numbers, references, tm
     assert result.state_dir is None and not Path(f"{out}.train-state").exists()
 
 
+def test_resume_keeps_the_architecture_a_short_budget_chose(numbers, tmp_path, monkeypatch):
+    """A budget under an hour gives large corpora the lexical model (recipe.py); resumed with a
+    larger --max-minutes, the run keeps the model it has instead of being refused."""
+    from attncli.recipe import RULE
+
+    monkeypatch.setattr("attncli.recipe.RULE", RULE[-1:])      # the toy corpus counts as a large one
+    out = tmp_path / "model"
+    result = train(numbers[0], numbers[1], out, replace(RUN, max_minutes=1e-9))
+    assert result.steps == 1 and result.state_dir is not None
+    result = train(numbers[0], numbers[1], out, RUN, resume=True)
+    assert result.steps > 1 and result.state_dir is None
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"]["lexical_model"] is True
+
+
 @pytest.mark.parametrize("where,call,signals,stopped_at,saved_at", [
     ("update", 5, 1, 5, 5),            # the update in flight is completed, then the run stops
     ("validation", 1, 1, 8, 8),        # dev decoding is abandoned at once: the validation is redone
