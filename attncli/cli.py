@@ -166,7 +166,7 @@ def train(
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
     guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments).")] = DEFAULTS.guide_weight,
-    init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and sizes replace the size options.")] = None,
+    init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and architecture replace the size and --lexical-model options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,
     device: DeviceOption = "auto",
@@ -595,8 +595,8 @@ def inspect_step(
 ) -> None:
     """Show one decoder step of Luong attention, with its numbers.
 
-    h_t, the scores, the softmax, the context c_t, [c_t; h_t], h̃_t and the most probable next
-    pieces; --save FILE.html: every step, as a page to open in a browser."""
+    h_t, the scores, the softmax, the context c_t, [c_t; h_t], h̃_t (and l_t of a lexical model)
+    and the most probable next pieces; --save FILE.html: every step, as a page to open in a browser."""
     with reported_errors():
         from .attention_steps import check_step_options, explain_step, explain_steps, step_index
         from .pages import check_page_path

@@ -1,7 +1,8 @@
 """Linear layers on inputs bounded to [-1, 1], in int8 with a fixed input scale, or in float32.
 
 Search spends most of its arithmetic in products whose inputs are outputs of tanh or of an LSTM
-(h = o * tanh(c)), so they lie in [-1, 1]: the output layer on h̃ and the LSTM's recurrent
+(h = o * tanh(c)), so they lie in [-1, 1]: the output layer on h̃ (on [h̃; l] with the lexical
+model, lexical.py; one weight scale per row then covers W_o and W_lex) and the LSTM's recurrent
 product on h. Such inputs are quantized with one fixed scale, q = round(127 x), no calibration
 needed; each output row of the weight gets its own scale, max |w| / 127. With the row scale
 s = (max |w| / 127) / 127 (one float32 per output row),

@@ -97,21 +97,22 @@ def top_log_probs(logits: Tensor, at_limit: Tensor, k: int) -> tuple[Tensor, Ten
 OUTPUT_ROWS_PER_SLICE = 512
 
 
-def top_log_probs_by_rows(output_layer: Callable[[Tensor], Tensor], attentional: Tensor, at_limit: Tensor,
+def top_log_probs_by_rows(output_layer: Callable[[Tensor], Tensor], features: Tensor, at_limit: Tensor,
                           k: int, rows_per_slice: int = OUTPUT_ROWS_PER_SLICE) -> tuple[Tensor, Tensor]:
-    """top_log_probs of `output_layer(attentional)`, computed a slice of rows at a time.
+    """top_log_probs of `output_layer(features)`, computed a slice of rows at a time.
 
-    output_layer maps (rows, hidden) to float32 logits (rows, vocab); attentional (rows, hidden);
-    at_limit (rows,) bool. Returns (rows, k) log-probs and ids, the same as for all rows at once.
+    output_layer maps (rows, features) to float32 logits (rows, vocab); features (rows, features):
+    h̃, or [h̃; l] with the lexical model; at_limit (rows,) bool. Returns (rows, k) log-probs and
+    ids, the same as for all rows at once.
     """
-    rows = attentional.size(0)
+    rows = features.size(0)
     if rows <= rows_per_slice:
-        return top_log_probs(output_layer(attentional), at_limit, k)
-    log_probs = attentional.new_empty((rows, k), dtype=torch.float32)
-    ids = torch.empty((rows, k), dtype=torch.long, device=attentional.device)
+        return top_log_probs(output_layer(features), at_limit, k)
+    log_probs = features.new_empty((rows, k), dtype=torch.float32)
+    ids = torch.empty((rows, k), dtype=torch.long, device=features.device)
     for start in range(0, rows, rows_per_slice):
         end = min(start + rows_per_slice, rows)
-        log_probs[start:end], ids[start:end] = top_log_probs(output_layer(attentional[start:end]), at_limit[start:end], k)
+        log_probs[start:end], ids[start:end] = top_log_probs(output_layer(features[start:end]), at_limit[start:end], k)
     return log_probs, ids
 
 
@@ -134,8 +135,8 @@ def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0,
     results: list[Hypothesis | None] = [None] * num_sentences
     step = 0
     while active.numel():
-        attentional, state = decoder.step(prev, state, encoded)                  # (rows, hidden)
-        best_log_probs, best = top_log_probs_by_rows(decoder.logits, attentional, limits[active] == step, 1)
+        features, state = decoder.step(prev, state, encoded)                     # (rows, features)
+        best_log_probs, best = top_log_probs_by_rows(decoder.logits, features, limits[active] == step, 1)
         best_log_probs, best = best_log_probs[:, 0], best[:, 0]                # (rows,)
         scores[active] += best_log_probs
         finished = best == EOS_ID
@@ -179,10 +180,10 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     step = 0
     while sentence_of_block.numel():
         blocks = sentence_of_block.numel()
-        attentional, state = decoder.step(prev, state, encoded, k)               # (blocks*k, hidden)
+        features, state = decoder.step(prev, state, encoded, k)                  # (blocks*k, features)
         at_limit = (limits[sentence_of_block] == step).repeat_interleave(k)
         # The best 2k extensions of a sentence are among the best 2k of each of its k rows.
-        row_log_probs, row_tokens = top_log_probs_by_rows(decoder.logits, attentional, at_limit, width)  # (blocks*k, 2k)
+        row_log_probs, row_tokens = top_log_probs_by_rows(decoder.logits, features, at_limit, width)  # (blocks*k, 2k)
         candidates = (scores[:, :, None] + row_log_probs.view(blocks, k, width)).view(blocks, k * width)
         top_scores, top_index = candidates.topk(width, dim=-1)                     # (blocks, 2k)
         origin_beam = torch.div(top_index, width, rounding_mode="floor")           # (blocks, 2k)

@@ -39,7 +39,8 @@ open(sys.argv[2],'w',encoding='utf-8').write('\n'.join(l)+'\n')" "$CORPUS/train.
 
 say "training $MINUTES minutes on $DEVICE"
 attncli train "$OUT/train.tsv" --dev "$CORPUS/dev.tsv" --out "$OUT/model" --overwrite --cache-dir "$OUT/cache" \
-    --embed-size 256 --hidden-size 384 --dropout 0.25 --seed 1 --max-minutes "$MINUTES" --device "$DEVICE" \
+    --embed-size 256 --hidden-size 384 --dropout 0.25 --vocab-size 8000 --no-lexical-model --seed 1 \
+    --max-minutes "$MINUTES" --device "$DEVICE" \
     2> "$OUT/train.log" > "$OUT/train.out"
 echo "train_exit=$?"
 "$PY" - "$OUT/model/config.json" <<'EOF'
