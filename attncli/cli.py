@@ -137,7 +137,7 @@ def train(
     max_minutes: Annotated[float, typer.Option(help="Stop after this many minutes (0: no limit).")] = DEFAULTS.max_minutes,
     patience: Annotated[int, typer.Option(help="Stop after this many validations without progress (dev BLEU up, or dev loss 2% below its lowest), counted after the first 1,000 updates.")] = DEFAULTS.patience,
     valid_every: Annotated[int, typer.Option(help="Validate every N updates (0: once per epoch, at least 100 updates apart).")] = DEFAULTS.valid_every,
-    vocab_size: Annotated[Optional[int], typer.Option(help="SentencePiece vocabulary size. Default: from the corpus size (1k-8k; README 'Train').")] = None,
+    vocab_size: Annotated[Optional[int], typer.Option(help="SentencePiece vocabulary size. Default: from the corpus size (2k-8k; README 'Train').")] = None,
     joint_vocab: Annotated[bool, typer.Option(help="One SentencePiece model for both languages.")] = DEFAULTS.joint_vocab,
     embed_size: Annotated[int, typer.Option(help="Embedding size.")] = DEFAULTS.embed_size,
     hidden_size: Annotated[int, typer.Option(help="Decoder (and attention) size; the encoder has half per direction.")] = DEFAULTS.hidden_size,

@@ -10,7 +10,7 @@ from attncli.recipe import complete_recipe
 
 
 @pytest.mark.parametrize("pairs, vocab, batch, dropout, tied, warmup, rate, sampling, lexical", [
-    (2_500, 1000, 2048, 0.3, True, 100, 0.001, 1.0, True), (4_000, 1000, 2048, 0.3, True, 100, 0.001, 0.0, True),
+    (2_500, 2000, 2048, 0.3, True, 100, 0.001, 1.0, True), (4_000, 2000, 2048, 0.3, True, 100, 0.001, 0.0, True),
     (10_000, 2000, 2048, 0.3, True, 400, 0.002, 0.0, True),
     (45_000, 3000, 4096, 0.2, False, 400, 0.002, 0.0, True), (114_000, 8000, 4096, 0.2, False, 400, 0.002, 0.0, False)])
 def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, sampling, lexical):
