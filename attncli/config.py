@@ -271,10 +271,13 @@ class TrainConfig:
         return ModelConfig(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, **architecture)
 
     def resuming(self, saved_model: dict[str, Any]) -> "TrainConfig":
-        """This config with its unset architecture fields as the stopped run chose them (its saved
-        model settings): with another --max-minutes the recipe could choose otherwise."""
+        """This config with its unset vocabulary and architecture fields as the stopped run chose
+        them (its saved model settings): with another --max-minutes the recipe could choose
+        otherwise, and the run goes on with the model and SentencePiece models it has."""
         chosen = {name: saved_model[name] for name in ARCHITECTURE_FIELDS
                   if getattr(self, name) is None and name in saved_model}
+        if self.vocab_size is None:
+            chosen["vocab_size"] = saved_model["src_vocab_size"]
         return dataclasses.replace(self, **chosen)
 
     def adopting(self, architecture: ModelConfig, joint_vocab: bool) -> "TrainConfig":

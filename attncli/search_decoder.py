@@ -8,8 +8,8 @@
 - The products whose inputs lie in [-1, 1] go through int8.bounded_linear: the recurrent product
   on h (with the fed-back h̃ under input feeding, and the layer below's h in deeper decoders) and
   the output layer on h̃ ([h̃; l] with the lexical model). With precision "int8" (the default for
-  translation) they are int8 with a fixed scale; with "float32" they are the model's own float arithmetic. The attention (its five
-  steps, attention.py) always runs in float32.
+  translation) they are int8 with a fixed scale; with "float32" they are the model's own float
+  arithmetic. The attention (its five steps, attention.py) always runs in float32.
 numpy_runtime.NumpySeq2Seq.step_logits is the same step in NumPy.
 """
 

@@ -53,6 +53,22 @@ def test_options_given_win():
     assert config.vocab_size == 3000 and config.batch_tokens == 2048 and "vocabulary" not in line
 
 
+def test_a_resumed_run_keeps_what_the_recipe_chose_for_it():
+    """--resume with another --max-minutes: the unset vocabulary and architecture fields come from
+    the stopped run's model (a budget under an hour chose 4,000 pieces and the lexical model for
+    a large corpus; without one the recipe would choose 8,000 and none); given options stay."""
+    from attncli.config import ModelConfig
+
+    stopped, _ = complete_recipe(TrainConfig(max_minutes=30), 114_000)
+    saved = ModelConfig(src_vocab_size=3_990, tgt_vocab_size=3_990, dropout=stopped.dropout,
+                        tied_output=stopped.tied_output, lexical_model=stopped.lexical_model).to_dict()
+    resumed, line = complete_recipe(TrainConfig(embed_size=256).resuming(saved), 114_000)
+    assert (resumed.vocab_size, resumed.lexical_model, resumed.tied_output, resumed.dropout) == (3_990, True, False, 0.2)
+    assert "vocabulary" not in line and "lexical" not in line
+    given = TrainConfig(vocab_size=4000, lexical_model=True).resuming(saved)
+    assert given.vocab_size == 4000 and given.lexical_model is True
+
+
 def test_tied_only_when_sizes_allow():
     config, line = complete_recipe(TrainConfig(embed_size=128, hidden_size=256), 2_500)
     assert config.tied_output is False and "separate output embeddings" in line
