@@ -55,7 +55,9 @@ model, 8,000 pieces, 90 minutes: 50.45. At 30,000 pairs, 15 minutes: 2,000 / 3,0
 pieces es-en 35.64 / 35.81 / 36.84 (3,000 vs 4,000 side by side: 35.59 vs 35.65), fr-en 38.81 /
 39.25 / 36.59, so 3,000 from 30,000 pairs.
 
-Any option given on the command line (or set in TrainConfig) wins over the rule.
+A vocabulary the rule chose grows to hold every distinct character of a corpus that has more
+(Chinese, Japanese: training_data.train_tokenizers). Any option given on the command line (or set
+in TrainConfig) wins over the rule.
 """
 
 from __future__ import annotations

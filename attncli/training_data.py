@@ -51,22 +51,31 @@ class TrainingData:
     resampler: Resampler | None = None     # --subword-sampling above 0: pairs drawn anew each update
 
 
-def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig) -> tuple[Tokenizer, Tokenizer]:
-    """One joint SentencePiece model for both sides, or one per side."""
+def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig,
+                     fit_characters: bool = False) -> tuple[Tokenizer, Tokenizer]:
+    """One joint SentencePiece model for both sides, or one per side. Every distinct character
+    gets a piece; when the corpus has more characters than `config.vocab_size` (Chinese or
+    Japanese text has thousands) and `fit_characters` (the recipe chose the size, not the user),
+    the vocabulary grows to a piece per character plus `config.vocab_size` more."""
     try:
-        if config.joint_vocab:
-            joint = Tokenizer.train((text for pair in pairs for text in (pair.source, pair.target)), config.vocab_size)
-            return joint, joint
-        src = Tokenizer.train((pair.source for pair in pairs), config.vocab_size)
-        tgt = Tokenizer.train((pair.target for pair in pairs), config.vocab_size)
-        return src, tgt
+        return _train_tokenizers(pairs, config.vocab_size, config.joint_vocab)
     except RuntimeError as exc:                 # SentencePiece reports bad settings as RuntimeError
         message = " ".join(str(exc).split())
-        needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", message)
-        if needed:
-            raise OptionError(f"--vocab-size must be at least {needed.group(1)} for this corpus "
-                              f"(one piece per distinct character), got {config.vocab_size}.") from None
-        raise OptionError(f"SentencePiece could not be trained with --vocab-size {config.vocab_size} ({message}).") from None
+    needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", message)
+    if needed and fit_characters:
+        return _train_tokenizers(pairs, int(needed.group(1)) + config.vocab_size, config.joint_vocab)
+    if needed:
+        raise OptionError(f"--vocab-size must be at least {needed.group(1)} for this corpus "
+                          f"(one piece per distinct character), got {config.vocab_size}.")
+    raise OptionError(f"SentencePiece could not be trained with --vocab-size {config.vocab_size} ({message}).")
+
+
+def _train_tokenizers(pairs: Sequence[SentencePair], vocab_size: int, joint: bool) -> tuple[Tokenizer, Tokenizer]:
+    if joint:
+        tokenizer = Tokenizer.train((text for pair in pairs for text in (pair.source, pair.target)), vocab_size)
+        return tokenizer, tokenizer
+    return (Tokenizer.train((pair.source for pair in pairs), vocab_size),
+            Tokenizer.train((pair.target for pair in pairs), vocab_size))
 
 
 def encode_corpus(pairs: Sequence[SentencePair], src_tok: Tokenizer, tgt_tok: Tokenizer) -> EncodedCorpus:
@@ -101,15 +110,22 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     else:
         on_event(TrainEvent("start", message=f"reusing the encoded corpus in {found[0]}"))
     folder, meta = found
+    recipe_vocab = tokenizers is None and config.vocab_size is None
     config, recipe = complete_recipe(config, meta["train_pairs"])
-    config.validate()
     src_tok, tgt_tok = Tokenizer((folder / "src.spm").read_bytes()), Tokenizer((folder / "tgt.spm").read_bytes())
+    pieces = max(len(src_tok), len(tgt_tok))
+    if recipe_vocab and pieces > config.vocab_size:       # grown to fit the characters (train_tokenizers)
+        recipe += (f"; the corpus has more distinct characters than {config.vocab_size:,}: "
+                   f"vocabulary {pieces:,} (a piece for each character)")
+        config = dataclasses.replace(config, vocab_size=pieces)
+    config.validate()
     train = EncodedPairs.open(folder, meta)
     dev_pairs = given_dev if given_dev is not None else read_pairs(folder / "dev.tsv")
     dev = encode_corpus(dev_pairs, src_tok, tgt_tok)
     if recipe:
         on_event(TrainEvent("note", message=recipe))
-    for warning in data_warnings(meta, train, dev, len(tgt_tok) if tokenizers is None else None, config.vocab_size):
+    pieces_made = len(tgt_tok) if tokenizers is None else None
+    for warning in data_warnings(meta, train, dev, pieces_made, config.vocab_size, recipe_vocab):
         on_event(TrainEvent("warning", message=warning))
     resampler = Resampler(src_tok, tgt_tok, config.subword_sampling, config.max_len) if config.subword_sampling else None
     return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs, resampler)
@@ -135,7 +151,8 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
     if tokenizers is None:
         vocab_size = complete_recipe(config, train_pairs)[0].vocab_size
         on_event(TrainEvent("start", message=f"training SentencePiece ({vocab_size:,} pieces, {len(scan.sample):,} pairs)"))
-        tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=vocab_size))
+        tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=vocab_size),
+                                      fit_characters=config.vocab_size is None)
     scan.sample.clear()                                   # SentencePiece has it; free it before encoding
     builder = CacheBuilder(root, max(len(tokenizer) for tokenizer in tokenizers), config.max_len, guide_path is not None)
     try:
@@ -156,14 +173,16 @@ MOSTLY_DUPLICATES = 0.5      # fewer distinct pairs than this share: warn
 
 
 def data_warnings(meta: dict, train: EncodedPairs, dev: EncodedCorpus,
-                  pieces_made: int | None, vocab_size: int | None) -> list[str]:
+                  pieces_made: int | None, vocab_size: int | None, recipe_vocab: bool = False) -> list[str]:
     """One line for each thing that makes a poor model likely; training goes on. `pieces_made`:
-    the size of a vocabulary trained for this run (None when it came with a model or state)."""
+    the size of a vocabulary trained for this run (None when it came with a model or state);
+    `recipe_vocab`: the recipe chose `vocab_size`, not --vocab-size."""
     warnings = []
     pairs = meta["train_pairs"]
     if pieces_made is not None and vocab_size is not None and pieces_made < vocab_size:
+        asked = "the recipe chose" if recipe_vocab else "of --vocab-size"
         warnings.append(f"SentencePiece made {pieces_made:,} pieces, not the {vocab_size:,} "
-                        "of --vocab-size: the corpus has too little text for more.")
+                        f"{asked}: the corpus has too little text for more.")
     if pairs < SMALL_CORPUS:
         warnings.append(f"only {pairs:,} training pairs: expect a weak model "
                         f"(a few thousand pairs is already a small corpus).")

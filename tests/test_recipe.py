@@ -145,3 +145,44 @@ def test_resume_messages_name_unset_and_unknown_options(tmp_path, saved, current
     with pytest.raises(OptionError) as refused:
         check_fingerprint({"config": saved}, {"config": current, **files}, tmp_path / "m.train-state")
     assert all(word in str(refused.value) for word in words), str(refused.value)
+
+
+def write_many_characters_corpus(path, characters: int) -> None:
+    """300 pairs whose sources hold `characters` distinct CJK characters between them."""
+    lines = ["".join(chr(0x4E00 + (i * 10 + k) % characters) for k in range(10)) + f"\tsentence {i}\n"
+             for i in range(300)]
+    path.write_text("".join(lines), encoding="utf-8")
+
+
+def test_the_recipe_vocabulary_grows_to_hold_every_character(tmp_path):
+    """Chinese or Japanese text has more distinct characters than the recipe's 2,000 pieces: the
+    vocabulary the recipe chose grows (one piece per character) rather than failing on an
+    option the user never typed; the note and the config say the size the model has."""
+    from attncli.training_data import prepare_data
+
+    write_many_characters_corpus(tmp_path / "train.tsv", 2_500)
+    events = []
+    data = prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(), None, events.append, tmp_path / "cache")
+    assert data.config.vocab_size == len(data.src_tok) >= 2_500
+    note = next(event.message for event in events if event.kind == "note")
+    assert f"more distinct characters than 2,000: vocabulary {len(data.src_tok):,}" in note
+    assert not [event for event in events if event.kind == "warning" and "SentencePiece" in event.message]
+
+
+def test_a_typed_vocabulary_size_too_small_for_the_characters_is_an_error(tmp_path):
+    from attncli.errors import OptionError
+    from attncli.training_data import prepare_data
+
+    write_many_characters_corpus(tmp_path / "train.tsv", 300)
+    with pytest.raises(OptionError, match=r"^--vocab-size must be at least \d+ for this corpus .*got 200\.$"):
+        prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(vocab_size=200), None, cache_dir=tmp_path / "cache")
+
+
+def test_fewer_pieces_than_the_recipe_chose_names_the_recipe_not_the_option(tmp_path):
+    from attncli.training_data import prepare_data
+
+    (tmp_path / "train.tsv").write_text("".join(f"frase {i}\tphrase {i}\n" for i in range(1200)), encoding="utf-8")
+    events = []
+    prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(), None, events.append, tmp_path / "cache")
+    said = [event.message for event in events if event.kind == "warning" and "SentencePiece" in event.message]
+    assert len(said) == 1 and "not the 2,000 the recipe chose:" in said[0]
