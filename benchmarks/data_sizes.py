@@ -51,6 +51,7 @@ VARIANTS = {
     "vocabulary x2": ["--vocab-size", "{vocab2}"],
     "vocabulary /2": ["--vocab-size", "{vocab_half}"],
     "vocabulary 3/4": ["--vocab-size", "{vocab_3q}"],
+    "vocabulary 4,000": ["--vocab-size", "4000"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
     "dropout 0.5": ["--dropout", "0.5"],
     "learning rate /2": ["--learning-rate", "{lr_half}"],
