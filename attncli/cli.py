@@ -147,7 +147,7 @@ def train(
     input_feeding: Annotated[bool, typer.Option(help="Feed the previous attentional state to the decoder (slower).")] = DEFAULTS.input_feeding,
     tied_output: Annotated[Optional[bool], typer.Option("--tied-output/--no-tied-output", help="Share target embeddings and output layer (needs embed = hidden size). Default: from the corpus size (tied below 30k pairs).")] = None,
     attention_bias: Annotated[bool, typer.Option(help="Add a bias to the attention's output projection, tanh(W_c [c; h] + b_c) (Luong's has none).")] = DEFAULTS.attention_bias,
-    lexical_model: Annotated[Optional[bool], typer.Option("--lexical-model/--no-lexical-model", help="Nguyen & Chiang's lexical model: the attention's average of the source embeddings also scores the output words. Default: from the corpus size (on, except for 60k pairs or more without a --max-minutes under 60).")] = None,
+    lexical_model: Annotated[Optional[bool], typer.Option("--lexical-model/--no-lexical-model", help="Nguyen & Chiang's lexical model: the attention's average of the source embeddings also scores the output words. Default: from the corpus size (on, except for 60k pairs or more without a --max-minutes of 90 or less).")] = None,
     batch_tokens: Annotated[Optional[int], typer.Option(help="Tokens per batch, padding included. Default: from the corpus size (2,048 below 30k pairs, else 4,096).")] = None,
     learning_rate: Annotated[Optional[float], typer.Option(help="Adam learning rate after warm-up. Default: from the corpus size (0.001 below 5k pairs, else 0.002).")] = None,
     warmup_steps: Annotated[Optional[int], typer.Option(help="Linear learning-rate warm-up, in updates. Default: from the corpus size (100 below 5k pairs, else 400).")] = None,

@@ -28,7 +28,7 @@ CORPUS = ROOT.parent / "shared" / "corpora" / "tatoeba-es-en"
 ATTNCLI = str(Path(sys.executable).parent / "attncli")
 
 # The shipped es-en recipe's sizes (its 8,000 pieces and no lexical model, which the recipe would
-# change for a budget under an hour); each variant changes one thing.
+# change for a budget of 90 minutes or less); each variant changes one thing.
 BASE = ["--embed-size", "256", "--hidden-size", "384", "--dropout", "0.25", "--vocab-size", "8000",
         "--no-lexical-model", "--seed", "1", "--overwrite"]
 VARIANTS = {

@@ -183,7 +183,7 @@ def test_time_limit_keeps_the_state_and_resume_continues(numbers, references, tm
 
 
 def test_resume_keeps_the_architecture_a_short_budget_chose(numbers, tmp_path, monkeypatch):
-    """A budget under an hour gives large corpora the lexical model (recipe.py); resumed with a
+    """A budget of 90 minutes or less gives large corpora the lexical model (recipe.py); resumed with a
     larger --max-minutes, the run keeps the model it has instead of being refused."""
     from attncli.recipe import RULE
 
