@@ -13,6 +13,7 @@ training pairs (after the dev split):
     < 30,000        2,000       2,048         0.3      yes           400          0.002          off               yes
     < 60,000        3,000       4,096         0.2      no            400          0.002          off               yes
     60,000 or more  8,000       4,096         0.2      no            400          0.002          off               no  (the shipped es-en recipe)
+      with --max-minutes 90 or less: vocabulary 4,000 and the lexical model (SHORT_BUDGET_CHOICES)
 
     * tied output embeddings only when --embed-size equals --hidden-size (the default 256/256).
 
@@ -120,5 +121,5 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
                                   else "no subword sampling"),
              "lexical_model": "lexical model" if chosen.get("lexical_model") else "no lexical model"}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
-    budget = f" in {config.max_minutes:g} minutes" if shortened else ""
+    budget = f" in {config.max_minutes:g} minutes" if shortened and chosen.keys() & SHORT_BUDGET_CHOICES.keys() else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"
