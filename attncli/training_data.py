@@ -56,7 +56,8 @@ def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig,
     """One joint SentencePiece model for both sides, or one per side. Every distinct character
     gets a piece; when the corpus has more characters than `config.vocab_size` (Chinese or
     Japanese text has thousands) and `fit_characters` (the recipe chose the size, not the user),
-    the vocabulary grows to a piece per character plus `config.vocab_size` more."""
+    SentencePiece is asked for a piece per character plus `config.vocab_size` more (a small
+    corpus may get fewer)."""
     try:
         return _train_tokenizers(pairs, config.vocab_size, config.joint_vocab)
     except RuntimeError as exc:                 # SentencePiece reports bad settings as RuntimeError
@@ -71,6 +72,7 @@ def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig,
 
 
 def _train_tokenizers(pairs: Sequence[SentencePair], vocab_size: int, joint: bool) -> tuple[Tokenizer, Tokenizer]:
+    """SentencePiece trained on both sides (`joint`: one model, returned twice) or on each."""
     if joint:
         tokenizer = Tokenizer.train((text for pair in pairs for text in (pair.source, pair.target)), vocab_size)
         return tokenizer, tokenizer
