@@ -17,8 +17,8 @@ A cache folder holds (this module is the one owner of the layout):
 Where: --cache-dir, else $ATTNCLI_CACHE_DIR, else the user cache folder (platformdirs; on Linux
 ~/.cache/attncli/corpora). Reuse: a run takes a folder built from the same corpus file (absolute
 path, size, modification time), seed, --max-len, guide file and dev choice (held out or --dev),
-whose SentencePiece models are the ones the run needs (trained with the same --vocab-size and
---joint-vocab, or the very models of a resumed or fine-tuned run). Each use checks every file's size
+whose SentencePiece models are the ones the run needs (trained with the same --vocab-size, or
+the recipe's, and --joint-vocab, or the very models of a resumed or fine-tuned run). Each use checks every file's size
 and CRC-32: a damaged folder is removed and rebuilt, never read. A build writes into a temporary
 folder that is renamed into place once complete, so a crash or a full disk leaves nothing a later
 run would trust. The KEEP most recently used folders stay; older ones go when a new one is made.

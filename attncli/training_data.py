@@ -135,12 +135,14 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
 
 def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> Callable[[int], dict]:
     """What a cache's SentencePiece models must be, for a corpus of n training pairs: these very
-    models, or models trained with the vocabulary size the recipe chooses for n pairs."""
+    models, or models trained with the vocabulary size the recipe chooses for n pairs (grown to
+    fit the characters only when the recipe chose it: train_tokenizers)."""
     if tokenizers is not None:
         fixed = {"given": [sha256(tok.model_proto) for tok in tokenizers]}
         return lambda pairs: fixed
     return lambda pairs: {"trained": {"vocab_size": complete_recipe(config, pairs)[0].vocab_size,
-                                      "joint_vocab": config.joint_vocab}}
+                                      "joint_vocab": config.joint_vocab,
+                                      "fit_characters": config.vocab_size is None}}
 
 
 def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig,
@@ -151,10 +153,11 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
                               SPM_SAMPLE_PAIRS if tokenizers is None else 0, on_event)
     train_pairs = scan.pairs - len(scan.held_out)
     if tokenizers is None:
-        vocab_size = complete_recipe(config, train_pairs)[0].vocab_size
-        on_event(TrainEvent("start", message=f"training SentencePiece ({vocab_size:,} pieces, {len(scan.sample):,} pairs)"))
-        tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=vocab_size),
-                                      fit_characters=config.vocab_size is None)
+        trained = wanted(train_pairs)["trained"]          # the recipe's size for this corpus, or --vocab-size
+        on_event(TrainEvent("start", message=f"training SentencePiece ({trained['vocab_size']:,} pieces, "
+                                             f"{len(scan.sample):,} pairs)"))
+        tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=trained["vocab_size"]),
+                                      fit_characters=trained["fit_characters"])
     scan.sample.clear()                                   # SentencePiece has it; free it before encoding
     builder = CacheBuilder(root, max(len(tokenizer) for tokenizer in tokenizers), config.max_len, guide_path is not None)
     try:

@@ -190,3 +190,16 @@ def test_fewer_pieces_than_the_recipe_chose_names_the_recipe_not_the_option(tmp_
     prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(), None, events.append, tmp_path / "cache")
     said = [event.message for event in events if event.kind == "warning" and "SentencePiece" in event.message]
     assert len(said) == 1 and "not the 2,000 the recipe chose:" in said[0]
+
+
+def test_a_typed_vocabulary_size_does_not_reuse_a_cache_grown_for_the_recipe(tmp_path):
+    """The corpus cache of a recipe run whose vocabulary grew to fit the characters is not the
+    one a run with that very --vocab-size needs: that run gets its error, not 2,500+ pieces."""
+    from attncli.errors import OptionError
+    from attncli.training_data import prepare_data
+
+    write_many_characters_corpus(tmp_path / "train.tsv", 2_500)
+    grown = prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(), None, cache_dir=tmp_path / "cache")
+    assert grown.config.vocab_size > 2_000
+    with pytest.raises(OptionError, match=r"^--vocab-size must be at least"):
+        prepare_data(tmp_path / "train.tsv", None, None, TrainConfig(vocab_size=2_000), None, cache_dir=tmp_path / "cache")
