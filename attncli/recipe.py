@@ -55,7 +55,9 @@ pieces 35.76 vs 4,000 45.21 vs 2,000 44.58 (benchmarks/data_sizes.py; all 165,97
 42.73, 48.25, 49.09); 15 minutes, 20.03 vs 31.87 (benchmarks/train_sweep.py); 90 minutes with
 the shipped model's sizes (embeddings 256, hidden 384, dropout 0.25, seed 1), 4,000 pieces and the
 lexical model on one thread 52.05 (chrF 65.92), against the shipped es-en model (8,000 pieces,
-no lexical model, two threads, float32) 50.45 (64.57). At 30,000 pairs, 15 minutes: 2,000 / 3,000 / 4,000
+no lexical model, two threads, float32) 50.45 (64.57); rerun on a slower machine (2026-12-02,
+5,073 updates in the 90 minutes) 49.93, where the 8,000-piece recipe on one thread beside another
+job had made 46.88 in 85 minutes, so the rule holds for one thread. At 30,000 pairs, 15 minutes: 2,000 / 3,000 / 4,000
 pieces es-en 35.64 / 35.81 / 36.84 (3,000 vs 4,000 side by side: 35.59 vs 35.65), fr-en 38.81 /
 39.25 / 36.59, so 3,000 from 30,000 pairs.
 
