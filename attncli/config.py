@@ -217,6 +217,7 @@ class TrainConfig:
     length_penalty: float = 1.0
     average_last: int = 1            # average the weights of the best N checkpoints
     guide_weight: float = 0.5        # weight of the guided-alignment term (only with guide alignments)
+    aligner_guide: bool | None = None  # guide the attention with the built-in aligner's links (word_aligner.py); None: recipe.py
     train_precision: str = "auto"    # one of TRAIN_PRECISIONS
     watch: tuple[str, ...] = ()      # sources whose attention each validation records (watch.py)
     watch_file: str | None = None    # source<TAB>target[<TAB>gold] pairs to watch

@@ -12,12 +12,14 @@ A cache folder holds (this module is the one owner of the layout):
     src.offsets, ...       int64, pairs + 1 each: pair i is ids[offsets[i]:offsets[i + 1]]
     src.lengths, ...       pieces per pair (uint16; uint32 above 65,535 --max-len), read into memory
     hashes                 uint64 per pair (pair_hashes): finds dev pairs that are training pairs
-    guides.text, guides.offsets   each pair's Pharaoh line (with --guide-alignments)
+    guides.text, guides.offsets   each pair's Pharaoh line (with --guide-alignments, or the
+                           built-in aligner's: meta.json's "guide_source" says which)
 
 Where: --cache-dir, else $ATTNCLI_CACHE_DIR, else the user cache folder (platformdirs; on Linux
 ~/.cache/attncli/corpora). Reuse: a run takes a folder built from the same corpus file (absolute
 path, size, modification time), seed, --max-len, guide file and dev choice (held out or --dev),
-whose SentencePiece models are the ones the run needs (trained with the same --vocab-size, or
+with the guide links the run needs (none, the file's or the built-in aligner's), whose
+SentencePiece models are the ones the run needs (trained with the same --vocab-size, or
 the recipe's, and --joint-vocab, or the very models of a resumed or fine-tuned run). Each use checks every file's size
 and CRC-32: a damaged folder is removed and rebuilt, never read. A build writes into a temporary
 folder that is renamed into place once complete, so a crash or a full disk leaves nothing a later
@@ -100,7 +102,7 @@ def file_crc(path: Path) -> int:
     return crc
 
 
-def _cannot_write(root: Path, exc: OSError) -> CorpusError:
+def cannot_write(root: Path, exc: OSError) -> CorpusError:
     if exc.errno == 28:        # ENOSPC
         return CorpusError(f"{root}: no space left on the device for the encoded corpus "
                            "(free some space, or choose another folder with --cache-dir).")
@@ -125,7 +127,7 @@ class CacheBuilder:
             self.files = {name: open(self.folder / name, "wb") for name in names}
         except OSError as exc:
             self.abort()
-            raise _cannot_write(root, exc) from None
+            raise cannot_write(root, exc) from None
         self.crcs = dict.fromkeys(self.files, 0)
         self.ends = {"src": 0, "tgt": 0, "guides": 0}     # ids (bytes for guides) written so far
         self.pairs = 0
@@ -138,7 +140,7 @@ class CacheBuilder:
             self.files[name].write(data)
         except OSError as exc:
             self.abort()
-            raise _cannot_write(self.root, exc) from None
+            raise cannot_write(self.root, exc) from None
         self.crcs[name] = zlib.crc32(data, self.crcs[name])
 
     def _add_side(self, side: str, ids: Sequence[Sequence[int]]) -> None:
@@ -170,7 +172,7 @@ class CacheBuilder:
                 handle.flush()
         except OSError as exc:
             self.abort()
-            raise _cannot_write(self.root, exc) from None
+            raise cannot_write(self.root, exc) from None
 
     def append_part(self, part: Path, pairs: int, ends: dict[str, int], block: int = 1 << 22) -> None:
         """Append the pairs another builder wrote into folder `part` (uncommitted, flushed): ids
@@ -211,7 +213,7 @@ class CacheBuilder:
             meta = dict(meta, version=CACHE_VERSION, pairs=self.pairs, token_dtype=self.token_dtype.name,
                         length_dtype=self.length_dtype.name, spm_sha256=[sha256(src_spm), sha256(tgt_spm)], files=files)
             (self.folder / META).write_text(json.dumps(meta, indent=1), encoding="utf-8")
-            final = self.root / f"{sha256(json.dumps([meta['data'], meta['spm_sha256']]).encode())[:16]}"
+            final = self.root / folder_name(meta)
             twin = _sound_twin(final, meta)
             if twin is not None:
                 self.abort()
@@ -219,7 +221,7 @@ class CacheBuilder:
             _replace_folder(self.folder, final)
         except OSError as exc:
             self.abort()
-            raise _cannot_write(self.root, exc) from None
+            raise cannot_write(self.root, exc) from None
         remove_old(self.root, keep=final)
         return final, meta
 
@@ -230,11 +232,22 @@ class CacheBuilder:
             shutil.rmtree(self.folder, ignore_errors=True)
 
 
+IDENTITY = ("version", "data", "spm_sha256", "guide_source")    # meta fields that make two caches the same
+
+
+def folder_name(meta: dict[str, Any]) -> str:
+    """A cache's folder name, from what it was built from: the same inputs, the same folder (a
+    second build of it is dropped: CacheBuilder.commit). Caches without guide links from the
+    built-in aligner keep the names they had before it existed."""
+    identity = [meta["data"], meta["spm_sha256"]] + ([meta["guide_source"]] if meta.get("guide_source") else [])
+    return sha256(json.dumps(identity).encode())[:16]
+
+
 def _sound_twin(final: Path, meta: dict[str, Any]) -> dict[str, Any] | None:
     """The meta of a sound cache at `final` built from the same inputs as `meta`, or None."""
     try:
         existing = json.loads((final / META).read_text(encoding="utf-8"))
-        same = all(existing.get(key) == meta[key] for key in ("version", "data", "spm_sha256"))
+        same = all(existing.get(key) == meta.get(key) for key in IDENTITY)
         return existing if same and damage(final, existing) is None else None
     except UNREADABLE:
         return None

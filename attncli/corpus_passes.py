@@ -28,7 +28,7 @@ import numpy as np
 from .alignment import parse_pharaoh
 from .corpus import FilePoint, SentencePair, check_readable_file, decode_line, read_blocks
 from .corpus_cache import CacheBuilder, pair_hashes
-from .errors import CorpusError
+from .errors import CorpusError, OptionError
 from .events import TrainEvent
 from .tokenizer import Tokenizer
 
@@ -145,6 +145,29 @@ def scan(path: Path, seed: int, hold_out: bool, sample_size: int, on_event: Call
         dev.rng.shuffle(dev.items)
         held_out = dict(sorted(dev.items[:max(1, min(DEV_LIMIT, int(count * DEV_FRACTION)))]))
     return CorpusScan(count, held_out, [pair for position, pair in sample.items if position not in held_out], points)
+
+
+def write_aligner_guides(path: Path, corpus: CorpusScan, out: Path, on_event: Callable[[TrainEvent], None]) -> None:
+    """Pass 1b (--aligner-guide): the built-in aligner's word links (word_aligner.py) for the
+    training pairs, written to `out` as a --guide-alignments file: a Pharaoh line for each pair
+    of the file, empty for the held-out dev pairs. The aligner holds the corpus in memory."""
+    from .word_aligner import MAX_PAIRS, align_corpus
+
+    training_pairs = corpus.pairs - len(corpus.held_out)
+    if training_pairs > MAX_PAIRS:
+        raise OptionError(f"--aligner-guide aligns at most {MAX_PAIRS:,} pairs in memory and {path} has "
+                          f"{training_pairs:,}: give --guide-alignments from an aligner such as eflomal or fast_align.")
+    training: list[tuple[str, str]] = []
+    for block in read_blocks(path):
+        first = block.end.pairs - len(block.sources)
+        training += [(source, target) for k, (source, target) in enumerate(zip(block.sources, block.targets))
+                     if first + k not in corpus.held_out]
+    on_event(TrainEvent("start", message=f"aligning the words of {len(training):,} pairs (built-in aligner)"))
+    links = iter(align_corpus(training))
+    with open(out, "w", encoding="utf-8") as handle:
+        for position in range(corpus.pairs):
+            pair_links = () if position in corpus.held_out else sorted(next(links))
+            handle.write(" ".join(f"{i}-{j}" for i, j in pair_links) + "\n")
 
 
 def guide_lines(path: Path | None, pairs: int) -> Iterator[str | None]:

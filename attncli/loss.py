@@ -65,16 +65,19 @@ def sequence_loss(model: "Seq2Seq", batch: "Batch", label_smoothing: float,
 
     Only real (non-padding) positions go through the output layer and the softmax, the most
     expensive part of a step. With a guide in the batch, `guide_weight` times the cross-entropy
-    between the guide and the attention (guided alignment, Chen et al. 2016) is added, averaged
-    over the guided target pieces.
+    between the guide and the attention (guided alignment, Chen et al. 2016) is added, summed
+    over the guided target pieces and divided by all target tokens, like the word loss: so the
+    loss stays a sum over tokens over the token count, and N processes with batch B train what
+    one process with batch N·B trains (training.train_step weights each rank by its tokens).
     """
     attentional, weights = model.decoder(batch.tgt_in, model.encode(batch.src_ids, batch.src_lengths))
     real = batch.tgt_out != PAD_ID                                          # (batch, tgt_len)
     logits = model.decoder.logits(attentional[real])                        # (tokens, vocab)
     loss = smoothed_cross_entropy(logits, batch.tgt_out[real], label_smoothing)
+    tokens = int(real.sum())
     if batch.guide is not None and guide_weight > 0:
         guided = batch.guide.sum(-1) > 0                                    # (batch, tgt_len)
         if bool(guided.any()):
             log_weights = torch.log(weights[guided].float().clamp(min=1e-9))  # (guided, src_len)
-            loss = loss + guide_weight * -(batch.guide[guided] * log_weights).sum(-1).mean()
-    return loss, int(real.sum())
+            loss = loss + guide_weight * -(batch.guide[guided] * log_weights).sum() / max(tokens, 1)
+    return loss, tokens

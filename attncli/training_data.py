@@ -8,7 +8,9 @@ turns the indices of one batch into tensors.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Sequence
@@ -19,13 +21,14 @@ from .batch import Batch, make_batch
 from .checkpoint import file_fingerprint
 from .config import TrainConfig
 from .corpus import SentencePair, read_pairs
-from .corpus_cache import CacheBuilder, EncodedPairs, default_root, find, pair_hashes, sha256
+from .corpus_cache import BUILDING, CacheBuilder, cannot_write, EncodedPairs, default_root, find, pair_hashes, sha256
 from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
 from .recipe import complete_recipe
 from .subword_sampling import Resampler
 from .tokenizer import Tokenizer
+from .word_aligner import VERSION as ALIGNER_VERSION
 
 
 @dataclass
@@ -103,12 +106,18 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     guide_path = Path(guide_path) if guide_path is not None else None
     data = {"corpus": file_fingerprint(corpus_path), "guides": file_fingerprint(guide_path), "seed": config.seed,
             "max_len": config.max_len, "held_out_dev": given_dev is None, "spm_sample": SPM_SAMPLE_PAIRS}
+    if guide_path is not None and config.aligner_guide:
+        raise OptionError("give --guide-alignments or --aligner-guide, not both.")
+    if guide_path is not None:
+        config = dataclasses.replace(config, aligner_guide=False)      # the given links guide
     wanted = _tokenizers_wanted(config, tokenizers)
-    found = find(root, data, lambda meta: wanted(meta["train_pairs"]) == meta["tokenizers"],
+    guides = _guides_wanted(config, guide_path)
+    found = find(root, data, lambda meta: (wanted(meta["train_pairs"]) == meta["tokenizers"]
+                                           and guides(meta["train_pairs"]) == meta.get("guide_source")),
                  lambda message: on_event(TrainEvent("warning", message=message)))
     if found is None:
         on_event(TrainEvent("start", message=f"reading {corpus_path}"))
-        found = _build_cache(corpus_path, guide_path, config, tokenizers, root, data, wanted, on_event)
+        found = _build_cache(corpus_path, guide_path, config, tokenizers, root, data, (wanted, guides), on_event)
     else:
         on_event(TrainEvent("start", message=f"reusing the encoded corpus in {found[0]}"))
     folder, meta = found
@@ -145,15 +154,47 @@ def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokeniz
                                       "fit_characters": config.vocab_size is None}}
 
 
+def _guides_wanted(config: TrainConfig, guide_path: Path | None) -> Callable[[int], str | None]:
+    """Where a cache's guide links must come from, for a corpus of n training pairs: the
+    --guide-alignments file, the built-in aligner (--aligner-guide, or the recipe's choice for
+    n pairs), or nowhere (None)."""
+    if guide_path is not None:
+        return lambda pairs: "file"
+    return lambda pairs: f"aligner {ALIGNER_VERSION}" if complete_recipe(config, pairs)[0].aligner_guide else None
+
+
 def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig,
                  tokenizers: tuple[Tokenizer, Tokenizer] | None, root: Path, data: dict,
-                 wanted: Callable[[int], dict], on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
-    """Both passes over the corpus, SentencePiece trained between them when needed; the new cache."""
+                 wanted: tuple[Callable[[int], dict], Callable[[int], str | None]],
+                 on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
+    """Both passes over the corpus, SentencePiece trained between them when needed (and the
+    built-in aligner when its links guide); the new cache. `wanted`: _tokenizers_wanted's and
+    _guides_wanted's answers."""
     scan = corpus_passes.scan(corpus_path, config.seed, data["held_out_dev"],
                               SPM_SAMPLE_PAIRS if tokenizers is None else 0, on_event)
     train_pairs = scan.pairs - len(scan.held_out)
+    guides = wanted[1](train_pairs)
+    if guides is None or guide_path is not None:
+        return _encode_cache(corpus_path, guide_path, scan, config, tokenizers, root, data, wanted, on_event)
+    try:
+        root.mkdir(parents=True, exist_ok=True)
+        workspace = tempfile.TemporaryDirectory(prefix=f"{BUILDING}{os.getpid()}-", dir=root)
+    except OSError as exc:
+        raise cannot_write(root, exc) from None
+    with workspace as folder:
+        links = Path(folder) / "aligner.links"
+        corpus_passes.write_aligner_guides(corpus_path, scan, links, on_event)
+        return _encode_cache(corpus_path, links, scan, config, tokenizers, root, data, wanted, on_event)
+
+
+def _encode_cache(corpus_path: Path, guide_path: Path | None, scan: corpus_passes.CorpusScan, config: TrainConfig,
+                  tokenizers: tuple[Tokenizer, Tokenizer] | None, root: Path, data: dict,
+                  wanted: tuple[Callable[[int], dict], Callable[[int], str | None]],
+                  on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
+    """Pass 2 (and SentencePiece before it when needed) into a new cache; its folder and meta."""
+    train_pairs = scan.pairs - len(scan.held_out)
     if tokenizers is None:
-        trained = wanted(train_pairs)["trained"]          # the recipe's size for this corpus, or --vocab-size
+        trained = wanted[0](train_pairs)["trained"]          # the recipe's size for this corpus, or --vocab-size
         on_event(TrainEvent("start", message=f"training SentencePiece ({trained['vocab_size']:,} pieces, "
                                              f"{len(scan.sample):,} pairs)"))
         tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=trained["vocab_size"]),
@@ -167,8 +208,8 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
     except BaseException:                                 # a bad guide line, Ctrl-C: nothing half-written stays
         builder.abort()
         raise
-    meta = {"data": data, "tokenizers": wanted(train_pairs), "train_pairs": train_pairs,
-            "skipped": counts.skipped, "duplicates": counts.duplicates}
+    meta = {"data": data, "tokenizers": wanted[0](train_pairs), "guide_source": wanted[1](train_pairs),
+            "train_pairs": train_pairs, "skipped": counts.skipped, "duplicates": counts.duplicates}
     held_out = list(scan.held_out.values()) if data["held_out_dev"] else None
     return builder.commit(meta, tokenizers[0].model_proto, tokenizers[1].model_proto, held_out)
 

@@ -40,7 +40,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Sequence
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
@@ -54,6 +54,7 @@ MIN_WEIGHTS = [0.0, 0.2, 0.3, 0.4, 0.5]
 
 sys.path.insert(0, str(REPO))
 from attncli.alignment import format_pharaoh, parse_pharaoh, score_alignments  # noqa: E402
+from attncli.word_aligner import grow_diag_final_and  # noqa: E402,F401  (guide_alignments.py uses it too)
 
 Link = tuple[int, int]          # (French word, English word), the gold file's order
 Links = set[Link]
@@ -64,50 +65,7 @@ def log(message: str) -> None:
 
 
 # ---------------------------------------------------------------------------------------------
-# Symmetrization
-
-NEIGHBOURS = [(-1, 0), (0, -1), (1, 0), (0, 1), (-1, -1), (-1, 1), (1, -1), (1, 1)]
-
-
-def grow_diag_final_and(forward: Iterable[Link], reverse: Iterable[Link], len_src: int, len_tgt: int) -> Links:
-    """Koehn's grow-diag-final-and (as in Moses): start from the intersection of the two
-    directions, grow into neighbouring (also diagonal) union links that align a still unaligned
-    word, then add forward and reverse links whose both words are still unaligned.
-
-    Links are (source i, target j) in both arguments; `forward` has (at most) one link per target
-    word, `reverse` one per source word. The sweep order (target outer, source inner, repeated
-    until nothing is added) follows the reference pseudo-code, because the result depends on it.
-    """
-    forward, reverse = set(forward), set(reverse)
-    union = forward | reverse
-    alignment = forward & reverse
-    aligned_src = {i for i, _ in alignment}
-    aligned_tgt = {j for _, j in alignment}
-
-    def add(i: int, j: int) -> None:
-        alignment.add((i, j))
-        aligned_src.add(i)
-        aligned_tgt.add(j)
-
-    added = True
-    while added:
-        added = False
-        for j in range(len_tgt):
-            for i in range(len_src):
-                if (i, j) not in alignment:
-                    continue
-                for di, dj in NEIGHBOURS:
-                    ni, nj = i + di, j + dj
-                    if ((ni not in aligned_src or nj not in aligned_tgt) and (ni, nj) in union
-                            and (ni, nj) not in alignment):
-                        add(ni, nj)
-                        added = True
-    for direction in (forward, reverse):              # final-and: forward first, then reverse
-        for j in range(len_tgt):
-            for i in range(len_src):
-                if (i, j) in direction and i not in aligned_src and j not in aligned_tgt:
-                    add(i, j)
-    return alignment
+# Symmetrization: grow_diag_final_and is attncli.word_aligner's (Koehn's, as in Moses)
 
 
 def symmetrized(forward: Sequence[Links], reverse: Sequence[Links], lengths: Sequence[tuple[int, int]]) -> dict[str, list[Links]]:

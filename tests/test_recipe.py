@@ -19,6 +19,7 @@ def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, s
             config.learning_rate, config.subword_sampling, config.lexical_model) == (
                 vocab, batch, dropout, tied, warmup, rate, sampling, lexical)
     assert line.startswith(f"{pairs:,} training pairs → vocabulary {vocab:,}")
+    assert config.aligner_guide is (pairs < 3_000) and ("attention guided by the built-in aligner" in line) is (pairs < 3_000)
     config.validate()
 
 
@@ -50,7 +51,7 @@ def test_a_short_time_budget_gives_large_corpora_a_4k_vocabulary_and_the_lexical
 
 def test_options_given_win():
     given = TrainConfig(vocab_size=500, batch_tokens=1000, dropout=0.1, tied_output=False, warmup_steps=7,
-                        learning_rate=0.005, subword_sampling=0.0, lexical_model=False)
+                        learning_rate=0.005, subword_sampling=0.0, lexical_model=False, aligner_guide=False)
     config, line = complete_recipe(given, 2_500)
     assert config == given and line == ""
     config, line = complete_recipe(TrainConfig(vocab_size=3000), 2_500)
@@ -127,7 +128,7 @@ def test_train_prints_the_recipe_and_warnings(run_cli, tmp_path, corpus_files):
                       "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--threads", "1"])
     assert result.exit_code in (0, None), result.stderr
     lines = result.stderr.splitlines()
-    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 1, lexical model (options override)" in lines
+    assert "360 training pairs → batches of 2,048 tokens, dropout 0.3, tied output embeddings, warm-up 100 updates, learning rate 0.001, subword sampling 1, lexical model, attention guided by the built-in aligner (options override)" in lines
     assert "warning: only 360 training pairs: expect a weak model (a few thousand pairs is already a small corpus)." in lines
     assert any(line.startswith("warning: 360 of 360 dev pairs are also training pairs") for line in lines)
     import json
