@@ -166,7 +166,7 @@ def train(
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = DEFAULTS.threads,
     guide_alignments: Annotated[Optional[Path], typer.Option(help="Pharaoh word links for each CORPUS pair (e.g. from eflomal) to guide the attention.")] = None,
     guide_weight: Annotated[float, typer.Option(help="Weight of the guided-alignment loss (with --guide-alignments or --aligner-guide).")] = DEFAULTS.guide_weight,
-    aligner_guide: Annotated[Optional[bool], typer.Option("--aligner-guide/--no-aligner-guide", help="Guide the attention with word links that attncli's built-in statistical aligner (fast_align's model) finds in CORPUS. Default: from the corpus size (README 'Train').")] = None,
+    aligner_guide: Annotated[Optional[bool], typer.Option("--aligner-guide/--no-aligner-guide", help="Guide the attention with word links that attncli's built-in statistical aligner (fast_align's model) finds in CORPUS. Default: from the corpus size (on below 60k pairs, and above with a --max-minutes of 90 or less).")] = None,
     init_from: Annotated[Optional[str], typer.Option(help="Fine-tune this model (folder or shipped name): start from its weights; its vocabulary and architecture replace the size and --lexical-model options.")] = None,
     watch: Annotated[Optional[list[str]], typer.Option(help="Record this source sentence's attention at every validation (repeatable; the dev reference is its target when it is a dev sentence, else the model's own translation); `attncli inspect history` shows it.")] = None,
     watch_file: Annotated[Optional[Path], typer.Option(help="Pairs to watch likewise: source<TAB>target[<TAB>gold Pharaoh links] per line.")] = None,

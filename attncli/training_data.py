@@ -13,7 +13,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Sequence
+from typing import Callable, NamedTuple, Sequence
 
 from . import corpus_passes
 from .alignment import guide_attention, parse_pharaoh
@@ -21,7 +21,7 @@ from .batch import Batch, make_batch
 from .checkpoint import file_fingerprint
 from .config import TrainConfig
 from .corpus import SentencePair, read_pairs
-from .corpus_cache import BUILDING, CacheBuilder, cannot_write, EncodedPairs, default_root, find, pair_hashes, sha256
+from .corpus_cache import BUILDING, CacheBuilder, EncodedPairs, cannot_write, default_root, find, pair_hashes, sha256
 from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
@@ -110,14 +110,11 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
         raise OptionError("give --guide-alignments or --aligner-guide, not both.")
     if guide_path is not None:
         config = dataclasses.replace(config, aligner_guide=False)      # the given links guide
-    wanted = _tokenizers_wanted(config, tokenizers)
-    guides = _guides_wanted(config, guide_path)
-    found = find(root, data, lambda meta: (wanted(meta["train_pairs"]) == meta["tokenizers"]
-                                           and guides(meta["train_pairs"]) == meta.get("guide_source")),
-                 lambda message: on_event(TrainEvent("warning", message=message)))
+    needs = CacheNeeds(_tokenizers_wanted(config, tokenizers), _guides_wanted(config, guide_path))
+    found = find(root, data, needs.met_by, lambda message: on_event(TrainEvent("warning", message=message)))
     if found is None:
         on_event(TrainEvent("start", message=f"reading {corpus_path}"))
-        found = _build_cache(corpus_path, guide_path, config, tokenizers, root, data, (wanted, guides), on_event)
+        found = _build_cache(corpus_path, guide_path, config, tokenizers, root, data, needs, on_event)
     else:
         on_event(TrainEvent("start", message=f"reusing the encoded corpus in {found[0]}"))
     folder, meta = found
@@ -140,6 +137,18 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
         on_event(TrainEvent("warning", message=warning))
     resampler = Resampler(src_tok, tgt_tok, config.subword_sampling, config.max_len) if config.subword_sampling else None
     return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs, resampler)
+
+
+class CacheNeeds(NamedTuple):
+    """What a cache must hold for a corpus of n training pairs: functions of n, because the
+    recipe chooses by the corpus size, known only once the corpus is read."""
+
+    tokenizers: Callable[[int], dict]             # _tokenizers_wanted
+    guide_source: Callable[[int], str | None]     # _guides_wanted
+
+    def met_by(self, meta: dict) -> bool:
+        pairs = meta["train_pairs"]
+        return self.tokenizers(pairs) == meta["tokenizers"] and self.guide_source(pairs) == meta.get("guide_source")
 
 
 def _tokenizers_wanted(config: TrainConfig, tokenizers: tuple[Tokenizer, Tokenizer] | None) -> Callable[[int], dict]:
@@ -165,17 +174,14 @@ def _guides_wanted(config: TrainConfig, guide_path: Path | None) -> Callable[[in
 
 def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig,
                  tokenizers: tuple[Tokenizer, Tokenizer] | None, root: Path, data: dict,
-                 wanted: tuple[Callable[[int], dict], Callable[[int], str | None]],
-                 on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
+                 needs: CacheNeeds, on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
     """Both passes over the corpus, SentencePiece trained between them when needed (and the
-    built-in aligner when its links guide); the new cache. `wanted`: _tokenizers_wanted's and
-    _guides_wanted's answers."""
+    built-in aligner when its links guide); the new cache."""
     scan = corpus_passes.scan(corpus_path, config.seed, data["held_out_dev"],
                               SPM_SAMPLE_PAIRS if tokenizers is None else 0, on_event)
     train_pairs = scan.pairs - len(scan.held_out)
-    guides = wanted[1](train_pairs)
-    if guides is None or guide_path is not None:
-        return _encode_cache(corpus_path, guide_path, scan, config, tokenizers, root, data, wanted, on_event)
+    if needs.guide_source(train_pairs) is None or guide_path is not None:
+        return _encode_cache(corpus_path, guide_path, scan, config, tokenizers, root, data, needs, on_event)
     try:
         root.mkdir(parents=True, exist_ok=True)
         workspace = tempfile.TemporaryDirectory(prefix=f"{BUILDING}{os.getpid()}-", dir=root)
@@ -184,17 +190,16 @@ def _build_cache(corpus_path: Path, guide_path: Path | None, config: TrainConfig
     with workspace as folder:
         links = Path(folder) / "aligner.links"
         corpus_passes.write_aligner_guides(corpus_path, scan, links, on_event)
-        return _encode_cache(corpus_path, links, scan, config, tokenizers, root, data, wanted, on_event)
+        return _encode_cache(corpus_path, links, scan, config, tokenizers, root, data, needs, on_event)
 
 
 def _encode_cache(corpus_path: Path, guide_path: Path | None, scan: corpus_passes.CorpusScan, config: TrainConfig,
                   tokenizers: tuple[Tokenizer, Tokenizer] | None, root: Path, data: dict,
-                  wanted: tuple[Callable[[int], dict], Callable[[int], str | None]],
-                  on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
+                  needs: CacheNeeds, on_event: Callable[[TrainEvent], None]) -> tuple[Path, dict]:
     """Pass 2 (and SentencePiece before it when needed) into a new cache; its folder and meta."""
     train_pairs = scan.pairs - len(scan.held_out)
     if tokenizers is None:
-        trained = wanted[0](train_pairs)["trained"]          # the recipe's size for this corpus, or --vocab-size
+        trained = needs.tokenizers(train_pairs)["trained"]   # the recipe's size for this corpus, or --vocab-size
         on_event(TrainEvent("start", message=f"training SentencePiece ({trained['vocab_size']:,} pieces, "
                                              f"{len(scan.sample):,} pairs)"))
         tokenizers = train_tokenizers(scan.sample, dataclasses.replace(config, vocab_size=trained["vocab_size"]),
@@ -208,7 +213,7 @@ def _encode_cache(corpus_path: Path, guide_path: Path | None, scan: corpus_passe
     except BaseException:                                 # a bad guide line, Ctrl-C: nothing half-written stays
         builder.abort()
         raise
-    meta = {"data": data, "tokenizers": wanted[0](train_pairs), "guide_source": wanted[1](train_pairs),
+    meta = {"data": data, "tokenizers": needs.tokenizers(train_pairs), "guide_source": needs.guide_source(train_pairs),
             "train_pairs": train_pairs, "skipped": counts.skipped, "duplicates": counts.duplicates}
     held_out = list(scan.held_out.values()) if data["held_out_dev"] else None
     return builder.commit(meta, tokenizers[0].model_proto, tokenizers[1].model_proto, held_out)

@@ -19,7 +19,8 @@ def test_rule_by_corpus_size(pairs, vocab, batch, dropout, tied, warmup, rate, s
             config.learning_rate, config.subword_sampling, config.lexical_model) == (
                 vocab, batch, dropout, tied, warmup, rate, sampling, lexical)
     assert line.startswith(f"{pairs:,} training pairs → vocabulary {vocab:,}")
-    assert config.aligner_guide is (pairs < 3_000) and ("attention guided by the built-in aligner" in line) is (pairs < 3_000)
+    guided = pairs < 60_000                            # without a time budget; with one of 90 minutes or less: always
+    assert config.aligner_guide is guided and ("attention guided by the built-in aligner" in line) is guided
     config.validate()
 
 
@@ -30,9 +31,10 @@ def test_the_shipped_recipe_is_unchanged_on_the_full_corpus():
             config.learning_rate, config.subword_sampling, config.lexical_model) == (8000, 4096, 0.25, False, 400, 0.002, 0.0,
                                                                                      False)
     rebuild = TrainConfig(embed_size=256, hidden_size=384, dropout=0.25, max_minutes=90, vocab_size=8000,
-                          lexical_model=False)      # its rebuild command pins what a 90-minute budget changes
+                          lexical_model=False, aligner_guide=False)  # its rebuild command pins what 90 minutes change
     config, line = complete_recipe(rebuild, 112_000)
     assert (config.vocab_size, config.lexical_model, config.batch_tokens, config.warmup_steps) == (8000, False, 4096, 400)
+    assert config.aligner_guide is False
     assert "vocabulary" not in line and "lexical" not in line and "minutes" not in line
 
 
@@ -47,6 +49,7 @@ def test_a_short_time_budget_gives_large_corpora_a_4k_vocabulary_and_the_lexical
     config, line = complete_recipe(TrainConfig(max_minutes=minutes), pairs)
     assert config.vocab_size == vocab and line.startswith(said)
     assert config.lexical_model is (vocab != 8000)     # the lexical model, too, except the shipped recipe
+    assert config.aligner_guide is (vocab != 8000)     # and the aligner guide
 
 
 def test_options_given_win():
