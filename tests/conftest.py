@@ -52,6 +52,15 @@ EN = "one two three four five six seven eight nine ten eleven twelve".split()
 SUBPROCESS_ENV = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
 
 
+def default_sigint() -> None:
+    """`preexec_fn` for a child that a test sends Ctrl-C: SIGINT's default action, which a child
+    would otherwise not have when pytest itself runs in the background (`nohup … &` ignores
+    SIGINT, and ignored signals are inherited), so the test tests attncli, not its launcher."""
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.fixture(scope="session")
 def numbers(tmp_path_factory) -> tuple[Path, Path]:
     """Train and dev files of the number-words task: 300 + 30 pairs of 2 to 5 words."""

@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 import pytest
-from conftest import SUBPROCESS_ENV, assert_one_line_error
+from conftest import SUBPROCESS_ENV, assert_one_line_error, default_sigint
 
 from attncli.alignment import format_pharaoh
 from attncli.translator import Translator
@@ -223,7 +223,8 @@ class Terminal:
     def __init__(self, args: list[str]) -> None:
         self.master, slave = pty.openpty()
         self.child = subprocess.Popen([sys.executable, "-m", "attncli", *map(str, args)], stdin=slave, stdout=slave,
-                                      stderr=slave, env=dict(SUBPROCESS_ENV, TERM="xterm-256color"))
+                                      stderr=slave, env=dict(SUBPROCESS_ENV, TERM="xterm-256color"),
+                                      preexec_fn=default_sigint)
         os.close(slave)
         self.seen = ""
 

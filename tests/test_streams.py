@@ -8,7 +8,7 @@ import subprocess
 import sys
 
 import pytest
-from conftest import SUBPROCESS_ENV
+from conftest import SUBPROCESS_ENV, default_sigint
 
 
 def test_translate_into_a_closed_pipe_exits_quietly(tiny_model_dir, corpus_files, tmp_path):
@@ -46,7 +46,8 @@ def test_inspect_alignment_into_a_closed_pipe_exits_quietly(tiny_model_dir, corp
 
 def test_ctrl_c_while_translating_stdin_is_status_130(tiny_model_dir):
     translate = subprocess.Popen([sys.executable, "-m", "attncli", "translate", "-m", str(tiny_model_dir), "--beam", "1"],
-                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=SUBPROCESS_ENV)
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=SUBPROCESS_ENV,
+                                 preexec_fn=default_sigint)
     translate.stdin.write("hola\n".encode() * 500)       # one whole chunk: its output proves we are running
     translate.stdin.flush()
     assert translate.stdout.readline()
