@@ -25,7 +25,7 @@ from typing import Callable, Iterator, Sequence
 
 import numpy as np
 
-from .alignment import parse_pharaoh
+from .alignment import format_pharaoh, parse_pharaoh
 from .corpus import FilePoint, SentencePair, check_readable_file, decode_line, read_blocks
 from .corpus_cache import CacheBuilder, pair_hashes
 from .errors import CorpusError, OptionError
@@ -167,7 +167,7 @@ def write_aligner_guides(path: Path, corpus: CorpusScan, out: Path, on_event: Ca
     with open(out, "w", encoding="utf-8") as handle:
         for position in range(corpus.pairs):
             pair_links = () if position in corpus.held_out else sorted(next(links))
-            handle.write(" ".join(f"{i}-{j}" for i, j in pair_links) + "\n")
+            handle.write(format_pharaoh(pair_links) + "\n")
 
 
 def guide_lines(path: Path | None, pairs: int) -> Iterator[str | None]:

@@ -57,10 +57,10 @@ def _one_direction(given: Sequence[list[str]], generated: Sequence[list[str]]) -
     """fast_align from `given` to `generated`: for each pair, links (given i, generated j) of the
     generated words whose best explanation is a given word (not NULL)."""
     given_ids, given_len, given_vocab = _ids(given)
-    gen_ids, gen_len, _ = _ids(generated)
+    gen_ids, gen_len, gen_vocab = _ids(generated)
     if gen_ids.numel() == 0:
         return [set() for _ in generated]
-    cells = _Cells(given_ids, given_len, gen_ids, gen_len, given_vocab)
+    cells = _Cells(given_ids, given_len, given_vocab, gen_ids, gen_len, gen_vocab)
     table = torch.ones(cells.keys.numel(), dtype=torch.float64)        # (distinct word pairs,)
     for _ in range(ITERATIONS):
         score = cells.prior * table[cells.key_of_cell]                  # (cells,)
@@ -75,8 +75,8 @@ class _Cells:
     """Every (generated word j, given word i or NULL) cell of every pair, as flat tensors; a
     generated word's cells are contiguous, NULL first."""
 
-    def __init__(self, given_ids: torch.Tensor, given_len: torch.Tensor, gen_ids: torch.Tensor,
-                 gen_len: torch.Tensor, given_vocab: int) -> None:
+    def __init__(self, given_ids: torch.Tensor, given_len: torch.Tensor, given_vocab: int,
+                 gen_ids: torch.Tensor, gen_len: torch.Tensor, gen_vocab: int) -> None:
         self.words = gen_ids.numel()
         sentence = torch.repeat_interleave(torch.arange(gen_len.numel()), gen_len)          # (words,)
         position = torch.arange(self.words) - _starts(gen_len)[sentence]                    # j, 0-based
@@ -87,7 +87,6 @@ class _Cells:
         given_at = _starts(given_len)[sentence][self.word_of_cell] + self.given_index
         given_word = torch.where(is_null, given_vocab, given_ids[given_at.clamp(min=0)])  # NULL: given_vocab
         self.prior = self._diagonal_prior(is_null, position, gen_len[sentence], given_len[sentence])
-        gen_vocab = int(gen_ids.max()) + 1
         self.keys, self.key_of_cell = torch.unique(given_word * gen_vocab + gen_ids[self.word_of_cell],
                                                    return_inverse=True)                    # (word pairs,), (cells,)
         self.given_of_key = self.keys // gen_vocab
