@@ -180,6 +180,7 @@ def worker_train(spec: dict) -> dict:
     from attncli.batch import epoch_batches, make_batch
     from attncli.config import TrainConfig
     from attncli.model import Seq2Seq
+    from attncli.recipe import complete_recipe
     from attncli.schedule import scheduled_rate
     from attncli.training import set_seed, train_step
     from attncli.training_precision import resolve_train_precision
@@ -188,7 +189,9 @@ def worker_train(spec: dict) -> dict:
     # JoeyNMT's architecture and batches, whatever the corpus size (the recipe would pick others below 60k pairs).
     config = TrainConfig(input_feeding=spec["input_feeding"], seed=spec["seed"], threads=spec["threads"],
                          train_precision=spec.get("precision", "auto"), batch_tokens=4096, dropout=0.2,
-                         tied_output=False, warmup_steps=400, vocab_size=data["vocab_size"], lexical_model=False)
+                         tied_output=False, warmup_steps=400, vocab_size=data["vocab_size"], lexical_model=False,
+                         subword_sampling=0.0, aligner_guide=False)
+    config, _ = complete_recipe(config, len(data["src"]))    # the rest (learning rate) as `attncli train` picks it
     precision = resolve_train_precision(config.train_precision)
     torch.set_num_threads(config.threads)
     set_seed(config.seed)
