@@ -1,9 +1,17 @@
-"""The training loss: label-smoothed cross-entropy (one fused autograd function), plus guided alignment.
+"""The training loss: the output layer and label-smoothed cross-entropy in one pass over row
+chunks (`output_cross_entropy`), plus guided alignment.
 
-The loss over a vocabulary of 8k pieces for ~4k tokens a batch is memory-bound: PyTorch's
-`cross_entropy(label_smoothing=...)` makes several full (tokens, vocab) passes forward and
-backward. Here the forward keeps the softmax and the backward turns it into the gradient in
-place: softmax - (1 - eps) * onehot - eps / vocab. Same value and gradient, fewer passes.
+The output layer over a vocabulary of 8k pieces for ~4k tokens a batch is the largest product of
+an update, and its (tokens, vocab) logits are memory-bound: written by the product, read by the
+softmax, the gradient written and read by two more products, each a pass over ~130 MB (float32).
+Here the logits of a chunk of rows (OUTPUT_CHUNK_ELEMENTS, a few MB) are made, turned into the loss
+and into the gradient softmax - (1 - eps) * onehot - eps / vocab, and multiplied back into the
+gradients of the features, weight and bias while they are in cache; the full logits never exist.
+The gradients are computed in the forward pass (the loss is a sum over rows) and scaled by the
+upstream gradient in the backward. Measured on an Intel Xeon with AMX (2 threads, tokens 4,096,
+vocabulary 8,000, hidden 256): the three bfloat16 products 49 + 26 + 29 ms whole against
+15 + 14 + 19 ms in chunks of 512 rows, and the float32 log-softmax 65 ms whole against 29 ms.
+(Liger-Kernel's fused linear cross-entropy and Apple's Cut Cross-Entropy do the same on GPUs.)
 """
 
 from __future__ import annotations
@@ -20,33 +28,93 @@ if TYPE_CHECKING:
     from .model import Seq2Seq
 
 
-class _SmoothedCrossEntropy(torch.autograd.Function):
+OUTPUT_CHUNK_ELEMENTS = 1 << 22   # logits per chunk: 524 rows of an 8,000-piece vocabulary, 16 MB in float32
+
+
+class _OutputCrossEntropy(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, logits: Tensor, gold: Tensor, smoothing: float) -> Tensor:  # type: ignore[override]
-        """logits (tokens, vocab) float32, gold (tokens,): mean loss over tokens."""
-        log_probs = torch.log_softmax(logits, dim=-1)                          # (tokens, vocab)
-        nll = -log_probs.gather(1, gold[:, None]).squeeze(1)                   # (tokens,)
-        loss = (1.0 - smoothing) * nll
-        if smoothing:
-            loss = loss - smoothing * log_probs.mean(dim=-1)                   # uniform part
-        ctx.save_for_backward(log_probs, gold)
-        ctx.smoothing = smoothing
-        return loss.mean()
+    def forward(ctx, inputs: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor,  # type: ignore[override]
+                smoothing: float, dtype: torch.dtype) -> Tensor:
+        """inputs (tokens, features), weight (vocab, features), bias (vocab,) or None, gold (tokens,):
+        mean label-smoothed cross-entropy of inputs @ weight.T + bias, products in `dtype`."""
+        needs_grad = any(ctx.needs_input_grad[:3])
+        tokens, vocab = inputs.size(0), weight.size(0)
+        rows = max(1, OUTPUT_CHUNK_ELEMENTS // vocab)
+        w = weight.to(dtype)                                                   # (vocab, features)
+        total = torch.zeros((), dtype=torch.float32, device=inputs.device)
+        grads = _OutputGrads(inputs, weight, bias) if needs_grad else None
+        with torch.autocast(inputs.device.type, enabled=False):
+            for start in range(0, tokens, rows):
+                x = inputs[start:start + rows].to(dtype)                        # (rows, features)
+                g = gold[start:start + rows, None]                             # (rows, 1)
+                products = x @ w.t()                                           # (rows, vocab) in dtype
+                logits = products.float() if bias is None else products.float().add_(bias)   # float32
+                loss, grad_logits = _chunk_loss(logits, g, smoothing, dtype if grads is not None else None)
+                total += loss
+                if grads is not None:
+                    grads.add_chunk(start, x, w, grad_logits)
+        ctx.tokens, ctx.grads, ctx.input_dtype = max(tokens, 1), grads, inputs.dtype
+        return total / max(tokens, 1)
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
-        log_probs, gold = ctx.saved_tensors
-        grad = log_probs.exp_()                                                # softmax, in place
-        grad.scatter_add_(1, gold[:, None], torch.full_like(gold, -(1.0 - ctx.smoothing), dtype=grad.dtype)[:, None])
-        if ctx.smoothing:
-            grad.sub_(ctx.smoothing / grad.size(1))
-        grad.mul_(grad_output / grad.size(0))
-        return grad, None, None
+        scale = grad_output / ctx.tokens
+        grads = ctx.grads
+        bias = None if grads.bias is None else grads.bias * scale
+        return (grads.inputs * scale).to(ctx.input_dtype), grads.weight * scale, bias, None, None, None
 
 
-def smoothed_cross_entropy(logits: Tensor, gold: Tensor, smoothing: float = 0.0) -> Tensor:
-    """Mean over tokens of label-smoothed cross-entropy; logits (tokens, vocab), gold (tokens,)."""
-    return _SmoothedCrossEntropy.apply(logits.float(), gold, float(smoothing))
+def _chunk_loss(logits: Tensor, gold: Tensor, smoothing: float,
+                grad_dtype: torch.dtype | None) -> tuple[Tensor, Tensor | None]:
+    """The summed label-smoothed cross-entropy of logits (rows, vocab) float32, overwritten, for
+    gold (rows, 1); and d(sum)/d logits = softmax - (1 - eps) onehot - eps / vocab in `grad_dtype`
+    (None: no gradient). Each step is one pass over the chunk, in cache; mixed-dtype operations
+    would add hidden copies."""
+    vocab = logits.size(1)
+    shifted = logits.sub_(logits.amax(dim=-1, keepdim=True))                  # (rows, vocab), max 0
+    picked = shifted.gather(1, gold)                                           # (rows, 1)
+    mean = shifted.mean(dim=-1, keepdim=True) if smoothing else None           # (rows, 1)
+    sums = shifted.exp_().sum(dim=-1, keepdim=True)                            # (rows, 1); shifted is exp now
+    log_sums = sums.log()                                                      # log-sum-exp - max
+    loss = (1.0 - smoothing) * (log_sums - picked).sum()
+    if smoothing:
+        loss = loss + smoothing * (log_sums - mean).sum()                       # uniform part
+    if grad_dtype is None:
+        return loss, None
+    grad = shifted.mul_(sums.reciprocal_())                                    # softmax
+    if smoothing:
+        grad.sub_(smoothing / vocab)
+    grad.scatter_add_(1, gold, torch.full(gold.shape, -(1.0 - smoothing), device=grad.device))
+    return loss, grad.to(grad_dtype)
+
+
+class _OutputGrads:
+    """The summed (unscaled) float32 gradients of the output layer's inputs, weight and bias, filled chunk by chunk."""
+
+    def __init__(self, inputs: Tensor, weight: Tensor, bias: Tensor | None) -> None:
+        self.inputs = torch.empty(inputs.shape, dtype=torch.float32, device=inputs.device)   # (tokens, features)
+        self.weight = torch.zeros(weight.shape, dtype=torch.float32, device=weight.device)   # (vocab, features)
+        self.bias = None if bias is None else torch.zeros(bias.shape, dtype=torch.float32, device=bias.device)
+
+    def add_chunk(self, start: int, x: Tensor, w: Tensor, grad: Tensor) -> None:
+        """x (rows, features), w (vocab, features) and the logits' gradient grad (rows, vocab) in the product's dtype."""
+        if self.bias is not None:
+            self.bias += grad.sum(dim=0, dtype=torch.float32)
+        self.inputs[start:start + x.size(0)] = grad @ w                        # (rows, features)
+        if grad.dtype == torch.float32:
+            self.weight.addmm_(grad.t(), x)                                    # (vocab, features)
+        else:
+            self.weight += (grad.t() @ x).float()
+
+
+def output_cross_entropy(inputs: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor,
+                         smoothing: float = 0.0) -> Tensor:
+    """Mean over tokens of label-smoothed cross-entropy of the logits inputs @ weight.T + bias,
+    computed chunk by chunk without the full (tokens, vocab) logits. inputs (tokens, features),
+    gold (tokens,). Under autocast the products run in its dtype; the softmax and the sums in float32."""
+    device = inputs.device.type
+    dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
+    return _OutputCrossEntropy.apply(inputs, weight, bias, gold, float(smoothing), dtype)
 
 
 def drop_words(ids: Tensor, rate: float) -> Tensor:
@@ -72,8 +140,7 @@ def sequence_loss(model: "Seq2Seq", batch: "Batch", label_smoothing: float,
     """
     attentional, weights = model.decoder(batch.tgt_in, model.encode(batch.src_ids, batch.src_lengths))
     real = batch.tgt_out != PAD_ID                                          # (batch, tgt_len)
-    logits = model.decoder.logits(attentional[real])                        # (tokens, vocab)
-    loss = smoothed_cross_entropy(logits, batch.tgt_out[real], label_smoothing)
+    loss = output_cross_entropy(*model.decoder.output_layer(attentional[real]), batch.tgt_out[real], label_smoothing)
     tokens = int(real.sum())
     if batch.guide is not None and guide_weight > 0:
         guided = batch.guide.sum(-1) > 0                                    # (batch, tgt_len)

@@ -20,6 +20,7 @@ from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
 from .attention import LuongDotAttention
 from .config import ModelConfig
+from .dropout import Dropout
 from .lexical import LexicalModel
 
 
@@ -80,7 +81,7 @@ class Encoder(nn.Module):
                            dropout=config.dropout if config.encoder_layers > 1 else 0.0)
         self.project = nn.Linear(config.hidden_size, config.hidden_size)  # to the decoder's space
         self.bridge = nn.Linear(config.hidden_size, config.hidden_size)   # final states -> decoder init
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.decoder_layers = config.decoder_layers
         self.keep_embedded = config.lexical_model
 
@@ -113,7 +114,7 @@ class Decoder(nn.Module):
         self.rnn = nn.LSTM(rnn_input, config.hidden_size, num_layers=config.decoder_layers, batch_first=True,
                            dropout=config.dropout if config.decoder_layers > 1 else 0.0)
         self.attention = LuongDotAttention(config.hidden_size, config.attention_bias)
-        self.dropout = nn.Dropout(config.dropout)
+        self.dropout = Dropout(config.dropout)
         self.output = nn.Linear(config.hidden_size, config.tgt_vocab_size)
         if config.tied_output:
             self.output.weight = self.embed.weight
@@ -149,11 +150,19 @@ class Decoder(nn.Module):
 
     def logits(self, features: Tensor) -> Tensor:
         """Scores over the target vocabulary: (..., features) -> (..., vocab)."""
+        return nn.functional.linear(*self.output_layer(features))
+
+    def output_layer(self, features: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        """The output layer as one product (`logits`; the training loss, loss.output_cross_entropy): inputs
+        (..., in), weight (vocab, in) and bias (vocab,) with logits = inputs @ weight.T + bias; with
+        the lexical model, inputs [dropout(h̃); l] and weight [W_out, W_lex]."""
         hidden = self.config.hidden_size
-        scores = self.output(self.dropout(features[..., :hidden]))
-        if self.lexical is not None:
-            scores = scores + self.lexical.output(features[..., hidden:])
-        return scores
+        inputs = self.dropout(features[..., :hidden])
+        if self.lexical is None:
+            return inputs, self.output.weight, self.output.bias
+        lexical = features[..., hidden:]
+        return (torch.cat([inputs, lexical.to(inputs.dtype)], dim=-1),
+                torch.cat([self.output.weight, self.lexical.output.weight], dim=1), self.output.bias)
 
     def initial_state(self, encoded: Encoded) -> DecoderState:
         h, c = encoded.init_state
