@@ -62,6 +62,8 @@ VARIANTS = {
     "no lexical model": ["--no-lexical-model"],
     "aligner guide": ["--aligner-guide"],
     "no aligner guide": ["--no-aligner-guide"],
+    "float32 training": ["--train-precision", "float32"],
+    "bfloat16 training": ["--train-precision", "bfloat16"],
     "model /2 (embeddings and hidden 128)": ["--embed-size", "128", "--hidden-size", "128"],
     "model x1.5 (embeddings and hidden 384)": ["--embed-size", "384", "--hidden-size", "384"],
     "Sennrich & Zhang-like (2k vocab, tied, dropout 0.3, 2,048 tokens)": [
