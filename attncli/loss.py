@@ -34,10 +34,10 @@ OUTPUT_CHUNK_ELEMENTS = 1 << 22   # logits per chunk: 524 rows of an 8,000-piece
 class _OutputCrossEntropy(torch.autograd.Function):
     @staticmethod
     def forward(ctx, inputs: Tensor, weight: Tensor, bias: Tensor | None, gold: Tensor,  # type: ignore[override]
-                smoothing: float, dtype: torch.dtype) -> Tensor:
+                smoothing: float, dtype: torch.dtype, needs_grad: bool) -> Tensor:
         """inputs (tokens, features), weight (vocab, features), bias (vocab,) or None, gold (tokens,):
-        mean label-smoothed cross-entropy of inputs @ weight.T + bias, products in `dtype`."""
-        needs_grad = any(ctx.needs_input_grad[:3])
+        mean label-smoothed cross-entropy of inputs @ weight.T + bias, products in `dtype`; the
+        gradients are made only when `needs_grad` (ctx.needs_input_grad ignores torch.no_grad)."""
         tokens, vocab = inputs.size(0), weight.size(0)
         rows = max(1, OUTPUT_CHUNK_ELEMENTS // vocab)
         w = weight.to(dtype)                                                   # (vocab, features)
@@ -54,14 +54,14 @@ class _OutputCrossEntropy(torch.autograd.Function):
                 if grads is not None:
                     grads.add_chunk(start, x, w, grad_logits)
         ctx.tokens, ctx.grads, ctx.input_dtype = max(tokens, 1), grads, inputs.dtype
-        return total / max(tokens, 1)
+        return total / ctx.tokens
 
     @staticmethod
     def backward(ctx, grad_output: Tensor):  # type: ignore[override]
         scale = grad_output / ctx.tokens
         grads = ctx.grads
         bias = None if grads.bias is None else grads.bias * scale
-        return (grads.inputs * scale).to(ctx.input_dtype), grads.weight * scale, bias, None, None, None
+        return (grads.inputs * scale).to(ctx.input_dtype), grads.weight * scale, bias, None, None, None, None
 
 
 def _chunk_loss(logits: Tensor, gold: Tensor, smoothing: float,
@@ -114,7 +114,8 @@ def output_cross_entropy(inputs: Tensor, weight: Tensor, bias: Tensor | None, go
     gold (tokens,). Under autocast the products run in its dtype; the softmax and the sums in float32."""
     device = inputs.device.type
     dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else torch.float32
-    return _OutputCrossEntropy.apply(inputs, weight, bias, gold, float(smoothing), dtype)
+    needs_grad = torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (inputs, weight, bias))
+    return _OutputCrossEntropy.apply(inputs, weight, bias, gold, float(smoothing), dtype, needs_grad)
 
 
 def drop_words(ids: Tensor, rate: float) -> Tensor:
