@@ -9,8 +9,8 @@ equal updates (3.956 vs 3.952 after 305). (An earlier measurement, README "What 
 had bf16 slower on the same CPU.) On a 2-core Intel Xeon with AMX, with the chunked output layer
 (loss.output_cross_entropy): 7,580 vs 5,492 target tokens/s in one benchmarks/throughput.py run,
 and 496-535 ms per update against the previous code's float32 801-835 (alternating runs). Under
-bfloat16, torch.autocast runs the matrix products (linear layers, the LSTM, the attention's batched products) in bfloat16; the weights, the optimizer, the loss and its
-softmax stay float32. The choice of a run is recorded in its history and kept on --resume, so a
+bfloat16, torch.autocast runs the matrix products (linear layers, the LSTM, the attention's
+batched products) in bfloat16; the weights, the optimizer, the loss and its softmax stay float32. The choice of a run is recorded in its history and kept on --resume, so a
 resumed run continues with the same arithmetic on any CPU.
 """
 
