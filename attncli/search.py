@@ -34,11 +34,10 @@ def length_limits(src_lengths: Tensor) -> Tensor:
 
 
 def _force_eos_at_limit(scores: Tensor, at_limit: Tensor) -> Tensor:
-    """Rows at their length limit may only choose EOS. scores (rows, vocab), at_limit (rows,) bool."""
-    if bool(at_limit.any()):
-        eos_column = scores[:, EOS_ID].clone()
-        scores = scores.masked_fill(at_limit[:, None], float("-inf"))
-        scores[:, EOS_ID] = eos_column
+    """A copy of scores (rows, vocab) where rows at their length limit (at_limit (rows,) bool) may only choose EOS."""
+    eos_column = scores[:, EOS_ID].clone()
+    scores = scores.masked_fill(at_limit[:, None], float("-inf"))
+    scores[:, EOS_ID] = eos_column
     return scores
 
 
@@ -69,13 +68,15 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     return values, ids
 
 
-def log_normalizer_(logits: Tensor) -> Tensor:
+def log_normalizer_(logits: Tensor, row_max: Tensor | None = None) -> Tensor:
     """logsumexp over the last dimension, (rows, vocab) -> (rows, 1), overwriting `logits`.
 
     Working in place spares the allocation of a (rows, vocab) temporary per step: fresh large
-    allocations fault in new pages, which made torch.logsumexp half as fast here.
+    allocations fault in new pages, which made torch.logsumexp half as fast here. `row_max`
+    (rows, 1), each row's largest logit where the caller knows it already, spares a reading pass.
     """
-    row_max = logits.amax(dim=-1, keepdim=True)                   # (rows, 1)
+    if row_max is None:
+        row_max = logits.amax(dim=-1, keepdim=True)               # (rows, 1)
     return logits.sub_(row_max).exp_().sum(dim=-1, keepdim=True).log_().add_(row_max)
 
 
@@ -87,8 +88,10 @@ def top_log_probs(logits: Tensor, at_limit: Tensor, k: int) -> tuple[Tensor, Ten
     copies of every row. Rows at their length limit may only choose EOS (its true log-probability).
     Returns (rows, k) log-probs and ids.
     """
-    top_logits, top_ids = top_k(_force_eos_at_limit(logits, at_limit), k)
-    return top_logits - log_normalizer_(logits), top_ids
+    forced = bool(at_limit.any())
+    top_logits, top_ids = top_k(_force_eos_at_limit(logits, at_limit) if forced else logits, k)
+    row_max = None if forced else top_logits[:, :1]               # the best logit is the row's maximum
+    return top_logits - log_normalizer_(logits, row_max), top_ids
 
 
 # Rows of attentional states turned into logits at a time. A (rows, vocab) slice of 512 x 8k
@@ -191,19 +194,20 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
         is_eos = token == EOS_ID
         # 1. EOS among the first k candidates: a finished hypothesis.
         newly_finished = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])
-        for block, position in newly_finished.nonzero().tolist():
-            row = block * k + int(origin_beam[block, position])
-            pieces = history[row].tolist()
-            score = float(top_scores[block, position])
-            finished[int(sentence_of_block[block])].append(
-                Hypothesis(pieces, score, normalize(score, len(pieces), length_penalty)))
         sentences = sentence_of_block.tolist()
+        finished_at = newly_finished.nonzero().tolist()
+        if finished_at:                                          # one copy of each tensor, not one per hypothesis
+            origin_lists, score_lists = origin_beam.tolist(), top_scores.tolist()
+            for block, position in finished_at:
+                pieces = history[block * k + origin_lists[block][position]].tolist()
+                score = score_lists[block][position]
+                finished[sentences[block]].append(Hypothesis(pieces, score, normalize(score, len(pieces), length_penalty)))
         # 2. The best k candidates that do not end in EOS stay alive (there are always k of them).
         alive = torch.sort(is_eos.int(), dim=1, stable=True).indices[:, :k]     # (blocks, k)
         scores = top_scores.gather(1, alive)
         origin_rows = (torch.arange(blocks, device=device)[:, None] * k + origin_beam.gather(1, alive)).view(-1)
         prev = token.gather(1, alive).view(-1)                                   # (blocks*k,)
-        history = torch.cat([history[origin_rows], prev[:, None]], dim=1)
+        history = torch.cat([history.index_select(0, origin_rows), prev[:, None]], dim=1)
         state = state.select(origin_rows)
         # 3. Sentences with k finished hypotheses leave the batch.
         done = torch.tensor([len(finished[s]) >= k for s in sentences], device=device)

@@ -63,7 +63,7 @@ class SearchDecoder:
             h, c = state.h[layer], state.c[layer]                                # (rows, hidden)
             if layer == 0:
                 inputs = torch.cat([state.attentional, h], dim=1) if self.input_feeding else h
-                gates = recurrent(inputs).add_(self.input_gates[prev_ids])       # (rows, 4*hidden)
+                gates = recurrent(inputs).add_(self.input_gates.index_select(0, prev_ids))  # (rows, 4*hidden)
             else:
                 gates = recurrent(torch.cat([new_h[-1], h], dim=1))
             h, c = lstm_cell(gates, c)
