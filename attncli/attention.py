@@ -30,10 +30,15 @@ class LuongDotAttention(nn.Module):
         src_mask (batch, src_len) bool, True at real tokens (every row keeps at least its EOS).
         Returns attentional outputs h̃ (batch, tgt_len, hidden) and weights a (batch, tgt_len, src_len).
         """
-        scores = query @ memory.transpose(1, 2)                        # (1) (batch, tgt_len, src_len)
-        scores = scores.masked_fill(~src_mask[:, None, :], float("-inf"))
-        weights = torch.softmax(scores, dim=-1)                        # (2) each row sums to 1
+        weights = self.weights(query, memory, src_mask)               # (1)-(2) (batch, tgt_len, src_len)
         context = weights @ memory                                     # (3) (batch, tgt_len, hidden)
         combined = torch.cat([context, query], dim=-1)                 # (4) (batch, tgt_len, 2*hidden)
         attentional = torch.tanh(self.combine(combined))               # (5) (batch, tgt_len, hidden)
         return attentional, weights
+
+    @staticmethod
+    def weights(query: Tensor, memory: Tensor, src_mask: Tensor) -> Tensor:
+        """Steps (1)-(2) alone: the attention distribution (batch, tgt_len, src_len), shapes as `forward`."""
+        scores = query @ memory.transpose(1, 2)                        # (1) (batch, tgt_len, src_len)
+        scores = scores.masked_fill(~src_mask[:, None, :], float("-inf"))
+        return torch.softmax(scores, dim=-1)                           # (2) each row sums to 1

@@ -57,7 +57,11 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     whole = num_chunks * chunk
     chunked = scores[:, :whole].reshape(rows, num_chunks, chunk)  # (rows, chunks, chunk), a view
     _, best_chunks = chunked.amax(dim=-1).topk(k, dim=-1)         # (rows, k)
-    candidates = chunked.gather(1, best_chunks[:, :, None].expand(-1, -1, chunk)).view(rows, k * chunk)
+    # Copy the k chunks of each row out of a view with a `chunk`-wide window at every offset of the
+    # flat scores: index_select copies them ~5x faster than gather with an expanded index.
+    row_start = torch.arange(0, rows * width, width, device=scores.device)[:, None]            # (rows, 1)
+    windows = scores.contiguous().view(-1).unfold(0, chunk, 1)                                # (rows*width - chunk + 1, chunk)
+    candidates = windows.index_select(0, (best_chunks * chunk + row_start).view(-1)).view(rows, k * chunk)
     if whole < width:                                            # the columns after the last whole chunk
         candidates = torch.cat([candidates, scores[:, whole:]], dim=1)
     values, positions = candidates.topk(k, dim=-1)               # (rows, k)
@@ -126,8 +130,8 @@ def greedy_search(model: Seq2Seq, batch: Batch, length_penalty: float = 1.0,
 
     `decoder` runs the decoder steps (search_decoder.py); by default the model's float32 arithmetic.
     """
-    encoded = model.encode(batch.src_ids, batch.src_lengths)
     decoder = decoder or SearchDecoder(model.decoder, "float32")
+    encoded = decoder.prepare(model.encode(batch.src_ids, batch.src_lengths))
     state = decoder.initial_state(encoded)
     limits = length_limits(batch.src_lengths)
     num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
@@ -171,7 +175,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     width = min(2 * k, model.config.tgt_vocab_size)
     decoder = decoder or SearchDecoder(model.decoder, "float32")
     num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
-    encoded = model.encode(batch.src_ids, batch.src_lengths)                   # one entry per sentence
+    encoded = decoder.prepare(model.encode(batch.src_ids, batch.src_lengths))  # one entry per sentence
     sentence_of_block = torch.arange(num_sentences, device=device)  # original index of each live block of k rows
     state = decoder.initial_state(encoded).select(sentence_of_block.repeat_interleave(k))  # (sentences*beam, ...)
     limits = length_limits(batch.src_lengths)

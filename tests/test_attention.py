@@ -58,6 +58,7 @@ def test_one_search_step_equals_the_same_position_of_the_full_sequence(input_fee
         encoded = model.encode(src, lengths)
         full, full_weights = model.decoder(tgt_in, encoded)
         decoder = SearchDecoder(model.decoder, "float32")
+        encoded = decoder.prepare(encoded)
         state = decoder.initial_state(encoded)
         for t in range(tgt_in.size(1)):
             attentional, state = decoder.step(tgt_in[:, t], state, encoded)

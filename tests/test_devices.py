@@ -74,7 +74,7 @@ def test_search_under_half_precision_autocast_keeps_float32_scores(translator):
     decoder = SearchDecoder(translator.model.decoder, "float32")
     vocab = translator.model.config.tgt_vocab_size
     with search_autocast("bfloat16", torch.device("cpu")):
-        memory = translator.model.encode(batch.src_ids, batch.src_lengths)
+        memory = decoder.prepare(translator.model.encode(batch.src_ids, batch.src_lengths))
         attentional, _ = decoder.step(torch.full((3,), BOS_ID), decoder.initial_state(memory), memory)
         assert attentional.dtype == torch.bfloat16                     # the half-precision arithmetic ran
         assert decoder.logits(attentional).dtype == torch.float32

@@ -106,7 +106,7 @@ def test_numpy_int8_weights_equal_torch(layer):
     (1, False, False, False), (2, False, False, False), (1, True, False, False), (2, True, True, False),
     (1, False, True, True), (2, True, False, True)])
 def test_search_decoder_is_the_model_at_each_position(layers, input_feeding, tied, lexical):
-    """The rearranged step (input-gate table, written-out LSTM cell) computes what the teacher-
+    """The rearranged step (input-gate table, written-out LSTM cell, split W_c) computes what the teacher-
     forced Decoder.forward computes at the same position; int8 stays close to it."""
     torch.manual_seed(layers + 2 * input_feeding)
     config = ModelConfig(src_vocab_size=60, tgt_vocab_size=70, embed_size=24 if not tied else 32, hidden_size=32,
@@ -120,6 +120,7 @@ def test_search_decoder_is_the_model_at_each_position(layers, input_feeding, tie
         encoded = model.encode(src, lengths)
         full, _ = model.decoder(tgt_in, encoded)                                 # (3, 5, hidden)
         decoder = SearchDecoder(model.decoder, "float32")
+        encoded = decoder.prepare(encoded)
         int8_decoder = SearchDecoder(model.decoder, "int8")
         state = int8_state = decoder.initial_state(encoded)
         for t in range(tgt_in.size(1)):

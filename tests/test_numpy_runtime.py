@@ -141,7 +141,7 @@ def test_runtimes_agree_step_by_step(tiny_model_dir, precision):
     model, decoder = torch_translator.model, torch_translator.search_decoder
     with torch.inference_mode():
         batch = make_batch([src])
-        encoded = model.encode(batch.src_ids, batch.src_lengths)
+        encoded = decoder.prepare(model.encode(batch.src_ids, batch.src_lengths))
         state = decoder.initial_state(encoded)
     numpy_model: NumpySeq2Seq = numpy_translator.model
     numpy_encoded = numpy_model.encode(src + [EOS_ID])

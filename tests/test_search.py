@@ -72,6 +72,9 @@ class Rows:
 class ScriptedDecoder:
     """search.SearchDecoder's interface; `attentional` carries each row's sentence and pieces read."""
 
+    def prepare(self, encoded: Rows) -> Rows:
+        return encoded
+
     def initial_state(self, encoded: Rows) -> Rows:
         return encoded
 
