@@ -72,15 +72,24 @@ def top_k(scores: Tensor, k: int, chunk: int = 64) -> tuple[Tensor, Tensor]:
     return values, ids
 
 
+# Row maxima within ±EXP_SAFE_MAX let exp run on the logits as they are: no term of a sum over
+# fewer than 10^12 columns overflows float32 (e^60 ~ 1e26), and the largest term (≥ e^-60) is a
+# normal float, so the log of the sum is as exact as with the maximum subtracted first.
+EXP_SAFE_MAX = 60.0
+
+
 def log_normalizer_(logits: Tensor, row_max: Tensor | None = None) -> Tensor:
     """logsumexp over the last dimension, (rows, vocab) -> (rows, 1), overwriting `logits`.
 
     Working in place spares the allocation of a (rows, vocab) temporary per step: fresh large
     allocations fault in new pages, which made torch.logsumexp half as fast here. `row_max`
-    (rows, 1), each row's largest logit where the caller knows it already, spares a reading pass.
+    (rows, 1), each row's largest logit where the caller knows it already, spares a reading pass;
+    when every row's maximum is moderate (the usual case) subtracting it is skipped too.
     """
     if row_max is None:
         row_max = logits.amax(dim=-1, keepdim=True)               # (rows, 1)
+    if bool(row_max.abs().max() <= EXP_SAFE_MAX):
+        return logits.exp_().sum(dim=-1, keepdim=True).log_()
     return logits.sub_(row_max).exp_().sum(dim=-1, keepdim=True).log_().add_(row_max)
 
 
@@ -202,8 +211,9 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
         finished_at = newly_finished.nonzero().tolist()
         if finished_at:                                          # one copy of each tensor, not one per hypothesis
             origin_lists, score_lists = origin_beam.tolist(), top_scores.tolist()
-            for block, position in finished_at:
-                pieces = history[block * k + origin_lists[block][position]].tolist()
+            rows = [block * k + origin_lists[block][position] for block, position in finished_at]
+            histories = history.index_select(0, torch.tensor(rows, device=device)).tolist()
+            for (block, position), pieces in zip(finished_at, histories):
                 score = score_lists[block][position]
                 finished[sentences[block]].append(Hypothesis(pieces, score, normalize(score, len(pieces), length_penalty)))
         # 2. The best k candidates that do not end in EOS stay alive (there are always k of them).

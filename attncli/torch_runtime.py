@@ -8,9 +8,10 @@ targets needs none. Teacher-forced attention runs the float32 model.
 from __future__ import annotations
 
 import os
+from concurrent.futures import ThreadPoolExecutor
 from functools import cached_property
 from pathlib import Path
-from typing import Sequence
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 import torch
@@ -19,7 +20,7 @@ from .batch import bucketed_batches, make_batch
 from .config import CPU_PRECISIONS
 from .devices import resolve_device, search_autocast, search_precision
 from .modelfile import LoadedModel, load_model
-from .search import search, teacher_forced_attention
+from .search import Hypothesis, search, teacher_forced_attention
 from .search_decoder import SearchDecoder
 from .translator import Translator
 
@@ -57,14 +58,37 @@ class TorchTranslator(Translator):
         outputs: list[list[int] | None] = [None] * len(encoded)
         todo = [i for i, ids in enumerate(encoded) if ids is not None]
         lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
-        for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64)):
-            indices = [todo[g] for g in group]
+        groups = [[todo[g] for g in group] for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64))]
+
+        def search_group(indices: list[int]) -> list[Hypothesis]:
             batch = make_batch([encoded[i] for i in indices]).to(self.torch_device)  # type: ignore[misc]
             with search_autocast(self.precision, self.torch_device):
-                hypotheses = search(self.model, batch, beam, alpha, self.search_decoder)
+                return search(self.model, batch, beam, alpha, self.search_decoder)
+
+        for indices, hypotheses in zip(groups, self._map_batches(search_group, groups)):
             for index, hyp in zip(indices, hypotheses):
                 outputs[index] = hyp.token_ids
         return outputs
+
+    def _map_batches(self, search_group: Callable[[list[int]], list[Hypothesis]],
+                     groups: list[list[int]]) -> Iterable[list[Hypothesis]]:
+        """search_group over each batch, in order; on a CPU with several threads and batches, a
+        batch per thread, each on one core.
+
+        Many of search's operations are too small to split across cores well: two batches at once,
+        one thread each, ran beam 5 ~10% faster than one batch on two threads (2 cores, Intel Xeon).
+        A sentence's translation does not depend on its batch, so the results are the same.
+        """
+        threads = torch.get_num_threads()
+        workers = min(threads, len(groups))
+        if workers < 2 or self.torch_device.type != "cpu":
+            return map(search_group, groups)
+        torch.set_num_threads(1)                        # the pool's threads read it when they start
+        try:
+            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
+                return list(pool.map(search_group, groups))
+        finally:
+            torch.set_num_threads(threads)
 
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         batch = make_batch(list(sources), list(targets)).to(self.torch_device)

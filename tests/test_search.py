@@ -3,12 +3,14 @@ greedy, the length penalty picks the winner), in torch and in the NumPy runtime;
 model, scores are the model's log-probabilities."""
 
 import math
+from concurrent.futures import ThreadPoolExecutor
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
 
+from attncli import torch_runtime
 from attncli.batch import make_batch
 from attncli.numpy_runtime import beam_search_one
 from attncli.search import beam_search, greedy_search, search, teacher_forced_attention, top_k, top_log_probs
@@ -193,14 +195,29 @@ def test_batched_translation_equals_one_by_one(translator):
     assert together == alone
 
 
+def test_batches_on_two_threads_translate_as_on_one(translator, monkeypatch):
+    """With two threads, small batches run a batch per thread (torch_runtime._map_batches): same
+    translations, in the input's order, and the thread setting is restored afterwards."""
+    sentences = SENTENCES * 3
+    one_thread = translator.translate(sentences, beam_size=3, batch_tokens=30)
+    calls = []
+    monkeypatch.setattr(torch_runtime, "ThreadPoolExecutor",
+                        lambda *args, **kwargs: calls.append(args) or ThreadPoolExecutor(*args, **kwargs))
+    torch.set_num_threads(2)
+    assert translator.translate(sentences, beam_size=3, batch_tokens=30) == one_thread
+    assert calls == [(2,)]                                    # several batches, so the pool ran them
+    assert torch.get_num_threads() == 2
+
+
 def test_blank_lines_stay_lines(translator):
     assert translator.translate(["Hola.", "", "   ", "Adiós."], beam_size=2)[1:3] == ["", ""]
 
 
 @pytest.mark.parametrize("vocab", [50, 3000])      # plain topk, and the chunked one
-def test_top_log_probs_are_the_top_of_log_softmax(vocab):
+@pytest.mark.parametrize("scale", [4.0, 100.0])    # exp of the logits as they are; of logits minus their maximum
+def test_top_log_probs_are_the_top_of_log_softmax(vocab, scale):
     torch.manual_seed(0)
-    logits = torch.randn(6, vocab) * 4
+    logits = torch.randn(6, vocab) * scale
     at_limit = torch.tensor([False, True, False, False, True, False])
     log_probs = torch.log_softmax(logits, dim=-1)
     values, ids = top_log_probs(logits.clone(), at_limit, 4)
