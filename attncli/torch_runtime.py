@@ -60,10 +60,12 @@ class TorchTranslator(Translator):
         lengths = [len(encoded[i]) for i in todo]  # type: ignore[arg-type]
         groups = [[todo[g] for g in group] for group in bucketed_batches(lengths, lengths, max(batch_tokens // beam, 64))]
 
+        decoder = self.search_decoder                   # built here, not by two batch threads at once
+
         def search_group(indices: list[int]) -> list[Hypothesis]:
             batch = make_batch([encoded[i] for i in indices]).to(self.torch_device)  # type: ignore[misc]
             with search_autocast(self.precision, self.torch_device):
-                return search(self.model, batch, beam, alpha, self.search_decoder)
+                return search(self.model, batch, beam, alpha, decoder)
 
         for indices, hypotheses in zip(groups, self._map_batches(search_group, groups)):
             for index, hyp in zip(indices, hypotheses):
@@ -84,10 +86,11 @@ class TorchTranslator(Translator):
         if workers < 2 or self.torch_device.type != "cpu":
             return map(search_group, groups)
         torch.set_num_threads(1)                        # the pool's threads read it when they start
+        pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
         try:
-            with ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,)) as pool:
-                return list(pool.map(search_group, groups))
-        finally:
+            return list(pool.map(search_group, groups))
+        finally:                                        # on Ctrl-C, the batches not started are dropped
+            pool.shutdown(wait=True, cancel_futures=True)
             torch.set_num_threads(threads)
 
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
