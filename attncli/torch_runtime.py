@@ -85,13 +85,12 @@ class TorchTranslator(Translator):
         workers = min(threads, len(groups))
         if workers < 2 or self.torch_device.type != "cpu":
             return map(search_group, groups)
-        torch.set_num_threads(1)                        # the pool's threads read it when they start
         pool = ThreadPoolExecutor(workers, initializer=torch.set_num_threads, initargs=(1,))
         try:
             return list(pool.map(search_group, groups))
         finally:                                        # on Ctrl-C, the batches not started are dropped
             pool.shutdown(wait=True, cancel_futures=True)
-            torch.set_num_threads(threads)
+            torch.set_num_threads(threads)              # torch's setting is process-wide: the workers' 1 stays
 
     def teacher_forced(self, sources: Sequence[list[int]], targets: Sequence[list[int]]) -> list[tuple[np.ndarray, np.ndarray]]:
         batch = make_batch(list(sources), list(targets)).to(self.torch_device)
