@@ -234,23 +234,22 @@ def beam_search_one(model: NumpySeq2Seq, src_ids: list[int], beam_size: int, len
     encoded = model.encode(src_ids)
     limit = length_limit(len(src_ids))
     hidden = model.config.hidden_size
-    h = np.repeat(encoded.init_h[:, None], k, axis=1)                           # (layers, k, hidden)
+    h = encoded.init_h[:, None]                                                 # (layers, rows, hidden): 1 row, then k
     c = np.zeros_like(h)
-    attentional = np.zeros((k, hidden), np.float32)
-    scores = np.full(k, -np.inf, np.float32)
-    scores[0] = 0.0                                                             # only the first beam starts alive
-    prev = np.full(k, BOS_ID)
-    history: list[list[int]] = [[] for _ in range(k)]
+    attentional = np.zeros((1, hidden), np.float32)
+    scores = np.zeros(1, np.float32)                                            # BOS alone starts alive
+    prev = np.full(1, BOS_ID)
+    history: list[list[int]] = [[]]
     finished: list[tuple[float, float, list[int]]] = []                         # (normalised, score, pieces)
     for step in range(limit + 1):
         logits, h, c, attentional, _ = model.step_logits(prev, h, c, attentional, encoded)
-        log_probs = log_softmax(logits)                                         # (k, vocab)
+        log_probs = log_softmax(logits)                                         # (rows, vocab)
         if step == limit:                                                       # only EOS may follow
             eos = log_probs[:, EOS_ID].copy()
             log_probs[:] = -np.inf
             log_probs[:, EOS_ID] = eos
         width = min(2 * k, log_probs.shape[-1])
-        candidates = (scores[:, None] + log_probs).reshape(-1)                  # (k*vocab,)
+        candidates = (scores[:, None] + log_probs).reshape(-1)                  # (rows*vocab,)
         top = np.argpartition(-candidates, width - 1)[:width]                   # the best `width`, unordered
         top = top[np.lexsort((top, -candidates[top]))]                          # best first; ties: lower index
         top_scores, origin, token = candidates[top], top // log_probs.shape[-1], top % log_probs.shape[-1]

@@ -179,6 +179,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     Each step takes the 2*beam best extensions of each sentence; those ending in EOS among the
     first `beam` are finished hypotheses, and the best `beam` others stay alive (as in fairseq).
     A sentence is done when it holds `beam` finished hypotheses; its rows leave the batch.
+    The first step runs one row per sentence: its k hypotheses would all be BOS in the same state.
     """
     k = beam_size
     width = min(2 * k, model.config.tgt_vocab_size)
@@ -186,24 +187,23 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
     encoded = decoder.prepare(model.encode(batch.src_ids, batch.src_lengths))  # one entry per sentence
     sentence_of_block = torch.arange(num_sentences, device=device)  # original index of each live block of k rows
-    state = decoder.initial_state(encoded).select(sentence_of_block.repeat_interleave(k))  # (sentences*beam, ...)
+    state = decoder.initial_state(encoded)                     # (sentences, ...): one row per block at first
     limits = length_limits(batch.src_lengths)
-    scores = torch.full((num_sentences, k), float("-inf"), device=device)
-    scores[:, 0] = 0.0                                         # only the first beam starts alive
-    prev = torch.full((num_sentences * k,), BOS_ID, dtype=torch.long, device=device)
-    history = torch.empty((num_sentences * k, 0), dtype=torch.long, device=device)   # (rows, step) pieces so far
+    scores = torch.zeros((num_sentences, 1), device=device)    # (blocks, rows per block)
+    prev = torch.full((num_sentences,), BOS_ID, dtype=torch.long, device=device)
+    history = torch.empty((num_sentences, 0), dtype=torch.long, device=device)   # (rows, step) pieces so far
     finished: list[list[Hypothesis]] = [[] for _ in range(num_sentences)]
     step = 0
     while sentence_of_block.numel():
-        blocks = sentence_of_block.numel()
-        features, state = decoder.step(prev, state, encoded, k)                  # (blocks*k, features)
-        at_limit = (limits[sentence_of_block] == step).repeat_interleave(k)
-        # The best 2k extensions of a sentence are among the best 2k of each of its k rows.
-        row_log_probs, row_tokens = top_log_probs_by_rows(decoder.logits, features, at_limit, width)  # (blocks*k, 2k)
-        candidates = (scores[:, :, None] + row_log_probs.view(blocks, k, width)).view(blocks, k * width)
+        blocks, rows_per_block = scores.shape                                      # rows_per_block: 1, then k
+        features, state = decoder.step(prev, state, encoded, rows_per_block)       # (blocks*rows_per_block, features)
+        at_limit = (limits[sentence_of_block] == step).repeat_interleave(rows_per_block)
+        # The best 2k extensions of a sentence are among the best 2k of each of its rows.
+        row_log_probs, row_tokens = top_log_probs_by_rows(decoder.logits, features, at_limit, width)  # (rows, 2k)
+        candidates = (scores[:, :, None] + row_log_probs.view(blocks, rows_per_block, width)).view(blocks, -1)
         top_scores, top_index = candidates.topk(width, dim=-1)                     # (blocks, 2k)
         origin_beam = torch.div(top_index, width, rounding_mode="floor")           # (blocks, 2k)
-        token = row_tokens.view(blocks, k * width).gather(1, top_index)
+        token = row_tokens.view(blocks, -1).gather(1, top_index)
         is_eos = token == EOS_ID
         # 1. EOS among the first k candidates: a finished hypothesis.
         newly_finished = is_eos[:, :k] & torch.isfinite(top_scores[:, :k])
@@ -211,7 +211,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
         finished_at = newly_finished.nonzero().tolist()
         if finished_at:                                          # one copy of each tensor, not one per hypothesis
             origin_lists, score_lists = origin_beam.tolist(), top_scores.tolist()
-            rows = [block * k + origin_lists[block][position] for block, position in finished_at]
+            rows = [block * rows_per_block + origin_lists[block][position] for block, position in finished_at]
             histories = history.index_select(0, torch.tensor(rows, device=device)).tolist()
             for (block, position), pieces in zip(finished_at, histories):
                 score = score_lists[block][position]
@@ -219,7 +219,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
         # 2. The best k candidates that do not end in EOS stay alive (there are always k of them).
         alive = torch.sort(is_eos.int(), dim=1, stable=True).indices[:, :k]     # (blocks, k)
         scores = top_scores.gather(1, alive)
-        origin_rows = (torch.arange(blocks, device=device)[:, None] * k + origin_beam.gather(1, alive)).view(-1)
+        origin_rows = (torch.arange(blocks, device=device)[:, None] * rows_per_block + origin_beam.gather(1, alive)).view(-1)
         prev = token.gather(1, alive).view(-1)                                   # (blocks*k,)
         history = torch.cat([history.index_select(0, origin_rows), prev[:, None]], dim=1)
         state = state.select(origin_rows)
