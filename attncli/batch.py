@@ -87,12 +87,30 @@ def length_batches(order: np.ndarray, src_lengths: np.ndarray, tgt_lengths: np.n
     return batches
 
 
-def bucketed_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], batch_tokens: int) -> list[list[int]]:
+def bucketed_batches(src_lengths: Sequence[int], tgt_lengths: Sequence[int], batch_tokens: int,
+                     workers: int = 1) -> list[list[int]]:
     """Batches for decoding: sentence indices sorted by length (source, then target, then index),
-    cut into batches of at most `batch_tokens` padded tokens."""
+    cut into batches of at most `batch_tokens` padded tokens.
+
+    For several `workers` (a batch per thread), the batches are as many as `batch_tokens` gives,
+    rounded up to a multiple of `workers`, and as even as can be: cut at the smallest cap that gives
+    at most that count. A cut at `batch_tokens` itself often leaves a last batch of a sentence or two (the
+    longest), which one worker searched alone, step by step, after the others had finished.
+    """
     src, tgt = np.asarray(src_lengths, dtype=np.int64), np.asarray(tgt_lengths, dtype=np.int64)
     order = np.lexsort((tgt, src))
-    return [batch.tolist() for batch in length_batches(order, src, tgt, batch_tokens)]
+    batches = length_batches(order, src, tgt, batch_tokens)
+    if workers > 1:
+        wanted = -(-len(batches) // workers) * workers
+        low, high = 1, batch_tokens                         # the smallest cap giving at most `wanted` batches
+        while low < high:
+            cap = (low + high) // 2
+            if len(length_batches(order, src, tgt, cap)) <= wanted:
+                high = cap
+            else:
+                low = cap + 1
+        batches = length_batches(order, src, tgt, low)
+    return [batch.tolist() for batch in batches]
 
 
 def epoch_batches(src_lengths: np.ndarray, tgt_lengths: np.ndarray, batch_tokens: int, seed: int, epoch: int,

@@ -49,6 +49,23 @@ def test_length_batches_follow_the_greedy_rule():
     assert bucketed_batches(src.tolist(), tgt.tolist(), 700) == greedy_reference(order.tolist(), src, tgt, 700)
 
 
+@pytest.mark.parametrize("workers", [2, 3])
+def test_decoding_batches_for_workers_are_even_and_a_multiple_of_them(workers):
+    """The plain cut's count rounded up to a multiple of `workers`, each batch within the budget,
+    every sentence once in length order, and the cap as small as that count allows."""
+    rng = np.random.default_rng(2)
+    lengths = rng.integers(1, 60, 1001)
+    order = np.lexsort((lengths, lengths))
+    plain = bucketed_batches(lengths.tolist(), lengths.tolist(), 1600)
+    batches = bucketed_batches(lengths.tolist(), lengths.tolist(), 1600, workers)
+    assert len(batches) == -(-len(plain) // workers) * workers
+    assert sum(batches, []) == order.tolist()
+    costs = [len(batch) * (lengths[batch].max() + 1) for batch in batches]
+    assert max(costs) <= 1600
+    assert len(length_batches(order, lengths, lengths, int(max(costs)) - 1)) > len(batches)
+    assert min(costs) > 0.5 * max(costs)                 # no batch of a sentence or two left for last
+
+
 def test_epoch_batches_cover_every_pair_once_in_a_seeded_order():
     rng = np.random.default_rng(1)
     src, tgt = rng.integers(1, 40, 5000).astype(np.uint16), rng.integers(1, 40, 5000).astype(np.uint16)
