@@ -54,6 +54,7 @@ VARIANTS = {
     "vocabulary 4,000": ["--vocab-size", "4000"],
     "word dropout 0.2": ["--word-dropout", "0.2"],
     "dropout 0.5": ["--dropout", "0.5"],
+    "epochs 300": ["--epochs", "300"],
     "learning rate /2": ["--learning-rate", "{lr_half}"],
     "no subword sampling": ["--subword-sampling", "0"],
     "subword sampling 0.5": ["--subword-sampling", "0.5"],
