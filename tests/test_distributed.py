@@ -93,7 +93,7 @@ def test_an_interrupted_run_stops_every_process_and_resumes_exactly(corpus_files
     and --resume with two processes ends with the uninterrupted run's model (dropout included:
     each rank's masks are seeded by update); resuming with one process is refused."""
     options = [option if option != "0" else "0.1" for option in OPTIONS]        # --dropout 0.1
-    run = ["train", corpus_files[0], "--dev", corpus_files[1], "--epochs", "60", "--batch-tokens", "600",
+    run = ["train", corpus_files[0], "--dev", corpus_files[1], "--epochs", "30", "--batch-tokens", "600",
            "--valid-every", "40", "--patience", "1000", *options]
     launcher = attncli(*run, "--nproc", "2", "--out", tmp_path / "stopped")
     for line in launcher.stderr:                      # the first validation: well inside the run
