@@ -186,7 +186,7 @@ def beam_search(model: Seq2Seq, batch: Batch, beam_size: int = 5, length_penalty
     decoder = decoder or SearchDecoder(model.decoder, "float32")
     num_sentences, device = batch.src_ids.size(0), batch.src_ids.device
     encoded = decoder.prepare(model.encode(batch.src_ids, batch.src_lengths))  # one entry per sentence
-    sentence_of_block = torch.arange(num_sentences, device=device)  # original index of each live block of k rows
+    sentence_of_block = torch.arange(num_sentences, device=device)  # original index of each live block of rows
     state = decoder.initial_state(encoded)                     # (sentences, ...): one row per block at first
     limits = length_limits(batch.src_lengths)
     scores = torch.zeros((num_sentences, 1), device=device)    # (blocks, rows per block)
