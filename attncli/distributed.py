@@ -152,6 +152,7 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         raise OptionError("--nproc: this process was itself started by torchrun; use one or the other.")
     import logging
+    import tempfile
 
     from torch.distributed.elastic.multiprocessing.api import SignalException
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
@@ -161,15 +162,16 @@ def launch_processes(nproc: int, argv: list[str]) -> int:
         if name.startswith("torch.distributed"):
             logging.getLogger(name).setLevel(logging.CRITICAL)
     os.environ.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
-    arguments = get_args_parser().parse_args(
-        ["--standalone", f"--nproc-per-node={nproc}", "-m", "attncli", *without_option(argv, "--nproc")])
-    try:
-        run(arguments)
-    except ChildFailedError as failed:
-        code = failed.get_first_failure()[1].exitcode
-        return code if code > 0 else 128 - code          # killed by a signal: 128 + its number
-    except SignalException:
-        return 130
+    with tempfile.TemporaryDirectory(prefix="attncli-torchrun-") as log_dir:   # else torchrun leaves a folder in /tmp
+        arguments = get_args_parser().parse_args(["--standalone", f"--nproc-per-node={nproc}", "--log-dir", log_dir,
+                                                  "-m", "attncli", *without_option(argv, "--nproc")])
+        try:
+            run(arguments)
+        except ChildFailedError as failed:
+            code = failed.get_first_failure()[1].exitcode
+            return code if code > 0 else 128 - code          # killed by a signal: 128 + its number
+        except SignalException:
+            return 130
     return 0
 
 

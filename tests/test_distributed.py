@@ -32,9 +32,9 @@ ONE_PROCESS = TrainConfig(vocab_size=300, embed_size=32, hidden_size=32, dropout
                           batch_tokens=1200, epochs=2, subword_sampling=1.0)
 
 
-def attncli(*args, **popen) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "attncli", *map(str, args)], env=SUBPROCESS_ENV,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+def attncli(*args, env: dict[str, str] = SUBPROCESS_ENV) -> subprocess.Popen:
+    return subprocess.Popen([sys.executable, "-m", "attncli", *map(str, args)], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
 def finished(process: subprocess.Popen) -> tuple[int, str, str]:
@@ -53,12 +53,15 @@ def largest_difference(first: Path, second: Path) -> float:
 
 @pytest.fixture(scope="module")
 def two_processes(tmp_path_factory, corpus_files) -> Path:
-    """A model trained by `attncli train --nproc 2` with --batch-tokens 600, 2 epochs."""
-    folder = tmp_path_factory.mktemp("ddp")
+    """A model trained by `attncli train --nproc 2` with --batch-tokens 600, 2 epochs (its temporary
+    files in a folder of their own: torchrun's log folder must not be left there)."""
+    folder, temporary = tmp_path_factory.mktemp("ddp"), tmp_path_factory.mktemp("tmpdir")
     code, out, err = finished(attncli("train", corpus_files[0], "--dev", corpus_files[1], "--out", folder / "two",
-                                      "--epochs", "2", "--batch-tokens", "600", "--nproc", "2", *OPTIONS))
+                                      "--epochs", "2", "--batch-tokens", "600", "--nproc", "2", *OPTIONS,
+                                      env={**SUBPROCESS_ENV, "TMPDIR": str(temporary)}))
     assert code == 0, err
     assert "model:" in out and out.count("model:") == 1          # one summary: rank 0's
+    assert [path.name for path in temporary.iterdir() if "torch" in path.name and "inductor" not in path.name] == []
     return folder / "two"
 
 
@@ -79,7 +82,7 @@ def test_two_machines_train_what_one_launch_of_two_trains(two_processes, corpus_
     endpoint = f"127.0.0.1:{free_port()}"
     launches = [subprocess.Popen(
         [sys.executable, "-m", "torch.distributed.run", "--nnodes", "2", "--nproc-per-node", "1", "--rdzv-backend", "c10d",
-         "--rdzv-endpoint", endpoint, "--rdzv-id", "test", "-m", "attncli", "train", str(corpus_files[0]),
+         "--rdzv-endpoint", endpoint, "--rdzv-id", "test", "--log-dir", str(tmp_path / "logs"), "-m", "attncli", "train", str(corpus_files[0]),
          "--dev", str(corpus_files[1]), "--out", str(tmp_path / "nodes"), "--epochs", "2", "--batch-tokens", "600", *OPTIONS],
         env=SUBPROCESS_ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
     results = [finished(launch) for launch in launches]
