@@ -46,12 +46,17 @@ SplitOption = Annotated[bool, typer.Option(
          "sentence at its clauses; the translations of a line stay on one line. --no-split reads each line as one sentence.")]
 
 
-def note_unknown_characters(translator) -> None:
-    """One stderr line, once per command, if the model read any characters as <unk>."""
+def note_unusual_input(translator) -> None:
+    """A stderr line each, once per command, if the model read any characters as <unk> and if
+    any source words never occurred in its training corpus."""
     if translator.unknown_characters:
         from .text import unknown_note
 
         sys.stderr.write(f"attncli: note: {unknown_note(translator.unknown_characters)}\n")
+    if translator.unseen_words:
+        from .source_words import unseen_note
+
+        sys.stderr.write(f"attncli: note: {unseen_note(list(translator.unseen_words))}\n")
 
 
 PrecisionOption = Annotated[Precision, typer.Option(
@@ -280,7 +285,7 @@ def translate(
             for output in counted(outputs):
                 sys.stdout.write(output + "\n")
         sys.stdout.flush()
-        note_unknown_characters(translator)
+        note_unusual_input(translator)
 
 
 def _interactively(results: Callable[[Iterator[str]], Iterator], action: str) -> Iterator:
@@ -415,7 +420,7 @@ def evaluate(
                 typer.echo(f"{metric.upper():5s} {scores[metric]:6.2f}  {scores[metric + '_signature']}")
             typer.echo(f"{len(pairs)} sentences in {seconds:.1f} s (beam {scores['beam']}, {translator.precision}, "
                        f"{translator.device})")
-        note_unknown_characters(translator)
+        note_unusual_input(translator)
 
 
 @contextmanager
@@ -507,7 +512,7 @@ def inspect_alignment(
             if gold_links is not None:
                 check_gold_links(gold_links, alignment, "--gold: ")
             _show_alignment(alignment, output_format, subwords, settings, gold_links, save)
-        note_unknown_characters(translator)
+        note_unusual_input(translator)
 
 
 def _check_alignment_inputs(sentence: Optional[str], file: Optional[Path], target: Optional[str], gold: Optional[str],
@@ -547,7 +552,7 @@ def _align_stdin(model: str, runtime: tuple[str, str], beam: Optional[int], leng
     with progress as counted:
         for alignment in counted(alignments):
             _show_alignment(alignment, output_format, subwords, settings, None)
-    note_unknown_characters(translator)
+    note_unusual_input(translator)
 
 
 def _count_pairs(path: Path) -> Optional[int]:
@@ -624,7 +629,7 @@ def inspect_step(
 
             save_step_page(steps, step.piece_index, Path(model).name or model, sentence, save)
             sys.stderr.write(f"attncli: saved {save}\n")
-        note_unknown_characters(translator)
+        note_unusual_input(translator)
 
 
 @inspect_app.command("aer")

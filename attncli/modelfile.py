@@ -19,11 +19,12 @@ import shutil
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Iterator, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, Collection, Iterator, NamedTuple
 
 from .config import ModelConfig
 from .errors import ModelFileError
 from .model_info import LinkSettings, ModelInfo
+from .source_words import format_words, parse_words
 from .tokenizer import Tokenizer
 
 if TYPE_CHECKING:            # torch is imported where it is used: reading a model folder needs none
@@ -36,6 +37,7 @@ WEIGHTS_FILE = "model.safetensors"
 JOINT_SPM_FILE = "spm.model"
 SRC_SPM_FILE = "spm.src.model"
 TGT_SPM_FILE = "spm.tgt.model"
+SOURCE_WORDS_FILE = "source-words.txt"   # the training sources' words (source_words.py); optional
 TIED_KEY = "decoder.output.weight"   # a view of decoder.embed.weight when embeddings are tied
 
 PICKLE_SIGNS = (b"\x80", b"PK\x03\x04")  # pickle protocol 2+ / a torch.save zip archive
@@ -196,10 +198,12 @@ def atomic_dir(directory: Path | str) -> Iterator[Path]:
 
 
 def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer,
-               info: ModelInfo | dict[str, Any] | None = None, fp16: bool = False) -> Path:
+               info: ModelInfo | dict[str, Any] | None = None, fp16: bool = False,
+               source_words: Collection[str] | None = None) -> Path:
     """Write a complete model folder atomically; `fp16` halves its size (loading casts back).
 
-    `info` is the model card (a dict is read as ModelInfo.from_dict reads config.json)."""
+    `info` is the model card (a dict is read as ModelInfo.from_dict reads config.json);
+    `source_words`, the words of the training sources, lets translating name the words it never saw."""
     import torch
     from safetensors.torch import save_file
 
@@ -217,6 +221,8 @@ def save_model(directory: Path | str, model: Seq2Seq, src_tokenizer: Tokenizer, 
         else:
             write_bytes(build / SRC_SPM_FILE, src_tokenizer.model_proto)
             write_bytes(build / TGT_SPM_FILE, tgt_tokenizer.model_proto)
+        if source_words is not None:
+            write_bytes(build / SOURCE_WORDS_FILE, format_words(source_words).encode())
         document = {
             "format": FORMAT,
             "format_version": FORMAT_VERSION,
@@ -396,6 +402,17 @@ def read_model_folder(directory: Path | str) -> ModelFolder:
             f"{directory}: the SentencePiece vocabulary ({len(src_tokenizer)}/{len(tgt_tokenizer)} pieces) "
             f"does not match the weights ({config.src_vocab_size}/{config.tgt_vocab_size}).")
     return ModelFolder(directory, config, src_tokenizer, tgt_tokenizer, ModelInfo.from_dict(document.get("info")))
+
+
+def read_source_words(directory: Path | str) -> frozenset[str] | None:
+    """The words of a model's training sources, or None if its folder does not hold them."""
+    path = Path(directory) / SOURCE_WORDS_FILE
+    try:
+        return parse_words(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ModelFileError(f"{path}: cannot be read as UTF-8 text ({exc}).") from exc
 
 
 def load_model(directory: Path | str) -> LoadedModel:

@@ -118,6 +118,9 @@ class Tokenizer:
     def decode(self, ids: Sequence[int]) -> str:
         return self.processor.decode(list(ids))
 
+    def decode_batch(self, rows: Sequence[Sequence[int]]) -> list[str]:
+        return self.processor.decode([list(row) for row in rows])
+
     def pieces(self, ids: Sequence[int]) -> list[str]:
         return [self.processor.id_to_piece(i) for i in ids]
 

@@ -24,6 +24,7 @@ import random
 import signal
 import time
 from contextlib import nullcontext
+from functools import cached_property
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -43,13 +44,13 @@ from .events import TrainEvent
 from .loss import drop_words, sequence_loss
 from .model import Seq2Seq
 from .model_info import ModelInfo, SearchDefaults
-from .modelfile import (CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, resolve_model_path, save_model,
-                        update_model_info)
+from .modelfile import (CONFIG_FILE, WEIGHTS_FILE, LoadedModel, load_model, read_source_words, resolve_model_path,
+                        save_model, update_model_info)
 from .run_lock import run_lock
 from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
-from .training_data import TrainingData, make_training_batch, prepare_data
+from .training_data import TrainingData, make_training_batch, prepare_data, trained_source_words
 from .training_precision import autocast, loss_scaler, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
@@ -351,7 +352,15 @@ class TrainingRun:
                               "epoch": min(progress.epoch, self.config.epochs)},
             training_seconds=round(self.elapsed(), 1), training_precision=progress.precision, history=progress.history)
         save_model(setup.out_dir, self.model, setup.data.src_tok, setup.data.tgt_tok, summary,
-                   fp16=self.config.fp16_weights)
+                   fp16=self.config.fp16_weights, source_words=self.source_words)
+
+    @cached_property
+    def source_words(self) -> frozenset[str] | None:
+        """The training sources' words for the model folder, found at the first save (a fine-tuned
+        model's include its start model's)."""
+        start = self.setup.info.init_from
+        start_words = read_source_words(resolve_model_path(start)) if start is not None else None
+        return trained_source_words(self.setup.data, start_words, fine_tuned=start is not None)
 
     def finish(self, stop: StopReason) -> None:
         """After the last update: average the kept best weights (saved only if better on dev);

@@ -26,9 +26,12 @@ from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
 from .recipe import complete_recipe
+from .source_words import decoded, training_words
 from .subword_sampling import Resampler
 from .tokenizer import Tokenizer
 from .word_aligner import VERSION as ALIGNER_VERSION
+
+WORDS_MAX_PAIRS = 2_000_000      # a larger corpus's model folder holds no source-words.txt (~1.5 s per 100k pairs)
 
 
 @dataclass
@@ -261,3 +264,15 @@ def make_training_batch(data: EncodedPairs, indices: Sequence[int], src_tok: Tok
     guides = [guide_attention(parse_pharaoh(data.guide(i) or "")[1], src_tok.word_of_pieces(src[row]),
                               tgt_tok.word_of_pieces(tgt[row])) for row, i in enumerate(indices)]
     return make_batch(src, tgt, guides)
+
+
+def trained_source_words(data: TrainingData, start: frozenset[str] | None = None,
+                         fine_tuned: bool = False) -> frozenset[str] | None:
+    """The words of the training sources, for the model folder (source_words.py), with those of
+    the `start` model when `fine_tuned`. None above WORDS_MAX_PAIRS pairs (decoding them would
+    hold up the first save) and for a fine-tuned model whose start model has none (the notes
+    would name words it saw)."""
+    if len(data.train) > WORDS_MAX_PAIRS or (fine_tuned and start is None):
+        return None
+    words = training_words(decoded(data.src_tok.decode_batch, (data.train.src(i) for i in range(len(data.train)))))
+    return None if words is None else words | (start or frozenset())

@@ -10,8 +10,8 @@ between them is only the runtime protocol below: `search_ids` and `teacher_force
 decoding, blank lines, error positions and alignment assembly are shared here, and so is the
 text handling of text.py: each line split into sentences (an over-long one at its clauses), the
 model's input normalisation and output detokenization (config.json `info.text`), and the
-characters read as <unk> (`unknown_characters`, for the CLI's note). This module imports
-neither torch nor NumPy.
+characters read as <unk> (`unknown_characters`) and the source words the model's training corpus
+lacked (`unseen_words`), for the CLI's notes. This module imports neither torch nor NumPy.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ from .config import (CPU_PRECISIONS, DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRE
                      check_beam, check_length_penalty)
 from .errors import InputError, InputTooLongError, OptionError
 from .model_info import ModelInfo, languages_of
-from .modelfile import DEFAULT_MODEL, resolve_model_path
+from .modelfile import DEFAULT_MODEL, read_source_words, resolve_model_path
+from .source_words import unseen
 from .text import TextPipeline, clauses, sentences as split_sentences
 from .tokenizer import UNK_ID, Tokenizer, encode_sentence
 
@@ -44,6 +45,7 @@ class Translator:
     runtime = ""                  # "numpy" or "torch", for reports
     device = "cpu"                # where it runs: "cpu", or a GPU ("cuda:0") for the torch runtime
     name = ""                     # the model folder's name (set by `load`): its languages if info.text has none
+    known_words: frozenset[str] | None = None   # the training sources' words (set by `load`), if the folder has them
 
     def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, card: ModelInfo, precision: str) -> None:
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
@@ -54,6 +56,8 @@ class Translator:
         self._corpus = card.corpus
         # every character read as <unk> so far (sources and given targets), in the order first seen
         self.unknown_characters: dict[str, None] = {}
+        # every source word the training corpus lacked (with known_words), in the order first seen
+        self.unseen_words: dict[str, None] = {}
 
     @staticmethod
     def load(name_or_dir: str | Path = DEFAULT_MODEL, threads: int = 0, precision: str = "auto",
@@ -85,6 +89,7 @@ class Translator:
 
             translator = TorchTranslator.from_folder(directory, threads, precision, device)
         translator.name = directory.name
+        translator.known_words = read_source_words(directory)
         return translator
 
     @staticmethod
@@ -230,9 +235,13 @@ class Translator:
 
     def encode_source(self, text: str) -> tuple[list[int], list[int]]:
         """Piece ids of a source sentence (already normalised) and the word of each piece, as
-        tokenizer.encode_sentence; the characters read as <unk> join `unknown_characters`."""
+        tokenizer.encode_sentence; the characters read as <unk> join `unknown_characters`, the
+        words the training corpus lacked `unseen_words`."""
         ids, word_of_piece = encode_sentence(self.src_tokenizer, text)
         self._note_unknown(self.src_tokenizer, text.split(), ids, word_of_piece)
+        if self.known_words is not None:         # a word with a character read as <unk> is in that note already
+            self.unseen_words.update(dict.fromkeys(word for word in unseen(self.known_words, text)
+                                                   if not any(char in self.unknown_characters for char in word)))
         return ids, word_of_piece
 
     def _note_unknown(self, tokenizer: Tokenizer, words: Sequence[str], ids: Sequence[int],

@@ -34,6 +34,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # this tree's attncli, not an installed one
 from attncli.config import TrainConfig  # noqa: E402
+from attncli.modelfile import read_source_words  # noqa: E402
+from attncli.source_words import unseen  # noqa: E402
 from attncli.recipe import complete_recipe  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -130,21 +132,27 @@ def run_attncli(name: str, options: list[str], train: Path, dev: Path, minutes: 
     return {"name": name, "bleu": result["bleu"], "chrf": result["chrf"], "folder": folder}
 
 
-def short_dev_pairs(dev: Path, count: int, seed: int) -> list[tuple[str, str]]:
-    """`count` dev pairs of at most EXAMPLE_WORDS source words, in a seeded random order: examples
+def short_dev_pairs(dev: Path, seed: int) -> list[tuple[str, str]]:
+    """The dev pairs of at most EXAMPLE_WORDS source words, in a seeded random order: examples
     nobody picked by hand."""
     pairs = [line.split("\t")[:2] for line in dev.read_text(encoding="utf-8").splitlines() if "\t" in line]
     random.Random(seed).shuffle(pairs)
-    return [(source, target) for source, target in pairs if len(source.split()) <= EXAMPLE_WORDS][:count]
+    return [(source, target) for source, target in pairs if len(source.split()) <= EXAMPLE_WORDS]
 
 
-def example_translations(folder: Path, dev: Path, count: int, seed: int, threads: int) -> list[tuple[str, str, str]]:
-    """(source, reference, the model's translation) for `count` short dev pairs."""
-    pairs = short_dev_pairs(dev, count, seed)
+def example_translations(folder: Path, dev: Path, count: int, seed: int, threads: int) -> dict:
+    """(source, reference, the model's translation) for the first `count` short dev pairs, and for
+    the first `count` of those whose every source word occurs in the training corpus (the model
+    folder's source words), with the share of short dev pairs that are so."""
+    short = short_dev_pairs(dev, seed)
+    known = read_source_words(folder) or frozenset()
+    covered = [pair for pair in short if not unseen(known, pair[0])]
+    pairs = short[:count] + covered[:count]
     run = subprocess.run([*ATTNCLI, "translate", "--model", str(folder), "--threads", str(threads)],
                          input="".join(source + "\n" for source, _ in pairs), capture_output=True, text=True,
                          check=True, env=ATTNCLI_ENV)
-    return [(source, target, output) for (source, target), output in zip(pairs, run.stdout.splitlines())]
+    translated = [(source, target, output) for (source, target), output in zip(pairs, run.stdout.splitlines())]
+    return {"any": translated[:count], "covered": translated[count:], "covered_share": len(covered) / max(len(short), 1)}
 
 
 def run_joey(train: Path, dev: Path, minutes: float, work: Path, vocab: int, args: argparse.Namespace) -> dict:
@@ -193,12 +201,17 @@ def table(rows: list[dict]) -> str:
 
 
 def examples(rows: list[dict]) -> str:
-    """The defaults' translations of short dev sentences, a list per run."""
+    """The defaults' translations of short dev sentences, two lists per run: any, and those whose
+    every word the training corpus holds."""
     parts = []
     for r in rows:
         if r.get("examples"):
+            found = r["examples"]
             parts.append(f"\n{r['pair']}, {r['pairs']:,} pairs, defaults (source → translation; reference):")
-            parts += [f"- {source} → {output} ({target})" for source, target, output in r["examples"]]
+            parts += [f"- {source} → {output} ({target})" for source, target, output in found["any"]]
+            parts.append(f"\nthe same, among the short dev sentences whose every word occurs in the training corpus "
+                         f"({found['covered_share']:.0%} of them):")
+            parts += [f"- {source} → {output} ({target})" for source, target, output in found["covered"]]
     return "\n".join(parts)
 
 

@@ -138,6 +138,11 @@ def run_cli(capsys, monkeypatch):
     return invoke
 
 
+def only_notes(stderr: str) -> bool:
+    """True when stderr holds nothing but attncli's notes (unknown characters, unseen words)."""
+    return all(line.startswith("attncli: note: ") for line in stderr.splitlines())
+
+
 def assert_one_line_error(result: CliResult, *words: str, code: int | None = None, stdout: str | None = "") -> None:
     """A user error: exit status `code` (any failure when None), `stdout` on stdout (unchecked when
     None), and on stderr exactly one line `attncli: error: ...` that names every one of `words`."""

@@ -53,7 +53,7 @@ def test_model_folder_holds_no_pickle(tiny_model_dir, monkeypatch):
     import sentencepiece
 
     names = sorted(os.listdir(tiny_model_dir))
-    assert names == ["config.json", "model.safetensors", "spm.model"]
+    assert names == ["config.json", "model.safetensors", "source-words.txt", "spm.model"]
     config = json.loads((tiny_model_dir / "config.json").read_text())
     assert config["format"] == "attncli-model"
     # model.safetensors: an 8-byte header size, a JSON header, then the tensors' bytes back to back, nothing else
@@ -68,6 +68,8 @@ def test_model_folder_holds_no_pickle(tiny_model_dir, monkeypatch):
     # spm.model: a SentencePiece protobuf of the configured vocabulary
     spm = sentencepiece.SentencePieceProcessor(model_proto=(tiny_model_dir / "spm.model").read_bytes())
     assert spm.get_piece_size() == config["model"]["src_vocab_size"] == config["model"]["tgt_vocab_size"]
+    # source-words.txt: UTF-8 text, a word per line
+    assert all(word and word.strip() == word for word in (tiny_model_dir / "source-words.txt").read_text("utf-8").splitlines())
 
     def refuse(*args, **kwargs):
         raise AssertionError("a model folder was unpickled")
