@@ -47,14 +47,21 @@ class Ranks:
 
     @classmethod
     def join(cls, device: torch.device) -> "Ranks":
-        """Join torchrun's process group when started by it (WORLD_SIZE > 1)."""
+        """Join torchrun's process group when started by it (WORLD_SIZE > 1): gloo on the CPU; on
+        GPUs, NCCL for CUDA tensors (the gradients) and gloo for the small CPU ones (token counts,
+        decisions), each process on its own GPU."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls()
         import torch.distributed as dist
 
         if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+            if device.type == "cuda":
+                local = cls.local_device(device)
+                torch.cuda.set_device(local)
+                dist.init_process_group("cpu:gloo,cuda:nccl", device_id=local)
+            else:
+                dist.init_process_group("gloo")
         return cls(dist.get_rank(), dist.get_world_size())
 
     @staticmethod

@@ -234,8 +234,8 @@ class TrainingRun:
         self.check_stop_requests()
         with self.setup.guard.critical():
             share = ranks.share(indices)
-            if ranks.world > 1:
-                torch.manual_seed(self.config.seed * 1_000_003 + progress.step * 1009 + ranks.rank)  # dropout: rank and update
+            if ranks.world > 1 or self.setup.device.type == "cuda":   # dropout by rank and update (a GPU's
+                torch.manual_seed(self.config.seed * 1_000_003 + progress.step * 1009 + ranks.rank)  # RNG is not saved)
             resampling = (data.resampler, self.config.seed * 1009 + progress.step) if data.resampler else None
             batch = make_training_batch(data.train, share if len(share) else indices[:1], data.src_tok, data.tgt_tok,
                                         resampling)
@@ -339,7 +339,8 @@ class TrainingRun:
         from .torch_runtime import TorchTranslator
 
         data = self.setup.data
-        translator = TorchTranslator(LoadedModel(self.model, data.src_tok, data.tgt_tok), "float32")   # this model, now
+        translator = TorchTranslator(LoadedModel(self.model, data.src_tok, data.tgt_tok), "float32",   # this model, now
+                                     self.setup.device)     # where it is: building a translator moves the model
         with torch.inference_mode():
             return snapshot(translator, self.setup.watched)
 

@@ -1,5 +1,5 @@
-"""The arithmetic of training: float32, or bfloat16 (float16 on a GPU, with a gradient scaler)
-matrix products with float32 master weights.
+"""The arithmetic of training: float32, or bfloat16 (or float16 on a GPU; there with a gradient
+scaler for both) matrix products with float32 master weights.
 
 "auto" picks bfloat16 where the CPU multiplies bfloat16 matrices in hardware (AVX-512 BF16 or AMX)
 and float32 elsewhere. Measured on a 2-core AMD EPYC (AVX-512 BF16, no AMX), es-en, JoeyNMT's
@@ -55,9 +55,11 @@ def autocast(precision: str, device: "torch.device | None" = None) -> AbstractCo
 
 
 def loss_scaler(precision: str, device: "torch.device", scale: float = 0.0, growth: int = 0) -> "torch.amp.GradScaler | None":
-    """float16 training's gradient scaler: float16 gradients underflow without one (bfloat16 and
-    float32 need none: None). `scale` and `growth` (its count of good steps) continue a saved run's."""
-    if precision != "float16":
+    """A gradient scaler where float16 gradients could underflow: float16 training, and bfloat16
+    training on a GPU, where cuDNN runs the LSTMs in float16 under any autocast (its autocast
+    wrapper casts their inputs and weights to float16). None elsewhere: bfloat16 on the CPU and
+    float32 need none. `scale` and `growth` (its count of good steps) continue a saved run's."""
+    if precision != "float16" and not (precision == "bfloat16" and device.type == "cuda"):
         return None
     import torch
 

@@ -25,9 +25,10 @@ class DevScores:
 def evaluate_loss(model: Seq2Seq, corpus: EncodedCorpus, batch_tokens: int) -> float:
     """Mean per-token cross-entropy on `corpus` (no label smoothing)."""
     model.eval()
+    device = next(model.parameters()).device
     total, tokens = 0.0, 0
     for indices in bucketed_batches([len(s) for s in corpus.src], [len(t) for t in corpus.tgt], batch_tokens):
-        batch = make_batch([corpus.src[i] for i in indices], [corpus.tgt[i] for i in indices])
+        batch = make_batch([corpus.src[i] for i in indices], [corpus.tgt[i] for i in indices]).to(device)
         loss, count = sequence_loss(model, batch, 0.0)
         total += float(loss) * count
         tokens += count
@@ -44,10 +45,11 @@ def decode_corpus(model: Seq2Seq, src: Sequence[Sequence[int]], tgt_tok: Tokeniz
 
     model.eval()
     decoder = SearchDecoder(model.decoder, "float32")       # built once: it copies the current weights
+    device = next(model.parameters()).device
     outputs = [""] * len(src)
     lengths = [len(s) for s in src]
     for indices in bucketed_batches(lengths, lengths, batch_tokens):
-        batch = make_batch([src[i] for i in indices])
+        batch = make_batch([src[i] for i in indices]).to(device)
         for index, hypothesis in zip(indices, search(model, batch, beam_size, length_penalty, decoder)):
             outputs[index] = tgt_tok.decode(hypothesis.token_ids)
     return outputs

@@ -5,10 +5,12 @@
 #      tokens/s and the greedy dev BLEU of its validations (from its config.json history);
 #   3. beam-5 translation of dev.tsv on the GPU with that model and with the shipped one:
 #      sentences/s and BLEU, in the GPU's auto precision (bfloat16, else float16) and float32;
-#   4. a one-process torchrun launch on the GPU (NCCL), 0.3 minutes.
+#   4. a torchrun launch, 0.3 minutes: one process per GPU (NCCL between them when there are two
+#      or more; with one GPU a single process, which forms no process group).
 # Run from the repository root, with attncli from this tree (no install):
 #   bash benchmarks/gpu_proof.sh [MINUTES] > proof.txt
-# CORPUS (default ../shared/corpora/tatoeba-es-en) must hold train.tsv and dev.tsv; OUT (default
+# CORPUS (default ../shared/corpora/tatoeba-es-en) must hold train.tsv and dev.tsv (on a machine
+# without ../shared: copy them into gpu-corpus/, which git ignores, and set CORPUS=gpu-corpus); OUT (default
 # /tmp/gpu-proof) receives the logs; DEVICE (default cuda) may be cpu for a dry run; PYTHON
 # (default python3) needs torch with CUDA, sentencepiece, sacrebleu, safetensors, typer, rich,
 # numpy and platformdirs. Results go to stdout as KEY=VALUE lines; progress to stderr.
@@ -64,9 +66,10 @@ sentences_per_s={s['sentences'] / s['seconds']:.1f}\")"
   done
 done
 
-say "torchrun, one process on $DEVICE"
-"$PY" -m torch.distributed.run --standalone --nproc_per_node 1 -m attncli train "$OUT/train.tsv" \
+GPUS=$("$PY" -c "import torch; print(max(1, torch.cuda.device_count()))")
+say "torchrun, $GPUS process(es) on $DEVICE"
+"$PY" -m torch.distributed.run --standalone --nproc_per_node "$GPUS" -m attncli train "$OUT/train.tsv" \
     --dev "$CORPUS/dev.tsv" --out "$OUT/torchrun" --overwrite --cache-dir "$OUT/cache" --max-minutes 0.3 \
     --device "$DEVICE" 2> "$OUT/torchrun.log" > /dev/null
-echo "torchrun_exit=$? $(grep -c 'nccl\|NCCL' "$OUT/torchrun.log") NCCL log lines"
+echo "torchrun_exit=$? processes=$GPUS"
 tail -2 "$OUT/torchrun.log" | sed 's/^/torchrun_log: /'

@@ -1,4 +1,4 @@
-"""--device and --precision for translation: what runs where, and the one-line refusals.
+"""--device and --precision: what runs where (translation, validation, watching), and the one-line refusals.
 
 No GPU is needed: the GPU's half-precision search is torch.autocast over the same code, which is
 exercised here with the CPU's bfloat16 autocast; a CUDA device that is not there is an error."""
@@ -101,3 +101,40 @@ def test_inspect_alignment_takes_the_device_too(run_cli, tiny_model_dir, corpus_
                       "--format", "pharaoh"])
     assert result.exit_code == 0, result.stderr
     assert len(result.stdout.splitlines()) == len(corpus_files[1].read_text(encoding="utf-8").splitlines())
+
+
+def test_validation_runs_on_the_models_device(monkeypatch, tiny_model_dir, corpus_files):
+    """Dev loss and dev translations move their batches to where the model is (on a GPU the
+    first validation would otherwise fail)."""
+    from attncli.batch import Batch
+    from attncli.modelfile import load_model
+    from attncli.training_data import EncodedCorpus
+    from attncli.validation import dev_scores
+
+    loaded = load_model(tiny_model_dir)
+    pairs = [line.split("\t") for line in corpus_files[1].read_text(encoding="utf-8").splitlines()][:8]
+    dev = EncodedCorpus([loaded.src_tokenizer.encode(s) for s, _ in pairs], [loaded.tgt_tokenizer.encode(t) for _, t in pairs])
+    moved, to = [], Batch.to
+    monkeypatch.setattr(Batch, "to", lambda batch, device: moved.append(device) or to(batch, device))
+    dev_scores(loaded.model, dev, [t for _, t in pairs], loaded.tgt_tokenizer, 2000)
+    assert len(moved) >= 2 and set(moved) == {torch.device("cpu")}        # the loss's batches and the search's
+
+
+def test_watching_during_training_leaves_the_model_on_the_runs_device(monkeypatch, corpus_files, tmp_path):
+    """`train --watch` builds a translator over the training model at each validation; building
+    one moves its model, so it must be built for the run's device."""
+    from dataclasses import replace
+
+    from attncli import torch_runtime
+    from attncli.training import train
+    from conftest import TINY
+
+    devices, build = [], torch_runtime.TorchTranslator.__init__
+
+    def recording(translator, loaded, precision, *device):
+        devices.append(device)
+        build(translator, loaded, precision, *device)
+
+    monkeypatch.setattr(torch_runtime.TorchTranslator, "__init__", recording)
+    train(corpus_files[0], corpus_files[1], tmp_path / "m", replace(TINY, epochs=1, valid_every=3, watch=("Tengo un perro.",)))
+    assert devices and all(device == (torch.device("cpu"),) for device in devices)

@@ -127,4 +127,11 @@ def test_the_gradient_scaler_of_float16_changes_no_update():
 def test_a_saved_scaler_continues_where_it_was():
     scaler = loss_scaler("float16", torch.device("cpu"), scale=1024.0, growth=7)
     assert (scaler.get_scale(), scaler.state_dict()["_growth_tracker"]) == (1024.0, 7)
-    assert loss_scaler("bfloat16", torch.device("cpu")) is None
+    assert loss_scaler("bfloat16", torch.device("cpu")) is None and loss_scaler("float32", torch.device("cpu")) is None
+
+
+@pytest.mark.filterwarnings("ignore:.*CUDA is not available")      # built for CUDA on a machine without it
+def test_bfloat16_on_a_gpu_gets_a_scaler_too():
+    """cuDNN's autocast wrapper runs the LSTMs in float16 under a bfloat16 autocast as well."""
+    assert isinstance(loss_scaler("bfloat16", torch.device("cuda")), torch.amp.GradScaler)
+    assert loss_scaler("float32", torch.device("cuda")) is None
