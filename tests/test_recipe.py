@@ -101,13 +101,21 @@ def data_warnings(tmp_path, train: list[SentencePair], dev: list[SentencePair]) 
 
 def test_warnings_about_the_data(tmp_path):
     many = pairs(*[f"frase {i}" for i in range(1200)])
-    assert data_warnings(tmp_path, many, pairs("otra")) == []
-    small = data_warnings(tmp_path, many[:300], pairs("otra"))
+    assert data_warnings(tmp_path, many, pairs("frase 5000")) == []
+    small = data_warnings(tmp_path, many[:300], pairs("frase 5000"))
     assert len(small) == 1 and "only 300 training pairs" in small[0]
-    duplicated = data_warnings(tmp_path, many[:400] * 3, pairs("otra"))
+    duplicated = data_warnings(tmp_path, many[:400] * 3, pairs("frase 5000"))
     assert any("800 of 1,200 training pairs are duplicates" in warning for warning in duplicated)
-    overlap = data_warnings(tmp_path, many, many[:5] + pairs("otra"))
+    overlap = data_warnings(tmp_path, many, many[:5] + pairs("frase 5000"))
     assert overlap == ["5 of 6 dev pairs are also training pairs: dev scores will look better than the model is."]
+
+
+def test_a_dev_set_full_of_words_the_corpus_lacks_is_a_warning(tmp_path):
+    many = pairs(*[f"frase {i}" for i in range(1200)])
+    found = data_warnings(tmp_path, many, pairs("frase nueva", "otra cosa", "frase 3000", "frase 4000", "Frase 5000"))
+    assert found == ["2 of 5 dev sentences (40%) hold a word no training pair has (3 of their 7 words): the model "
+                     "can only guess such words, and pairs that hold them would help more than any option."]
+    assert data_warnings(tmp_path, many, pairs("frase nueva", "frase 3000", "frase 4000", "Frase 5000", "frase 6000")) == []
 
 
 def test_duplicates_are_estimated_in_bounded_memory(monkeypatch):
