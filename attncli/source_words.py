@@ -6,8 +6,10 @@ guesses such a word from its pieces, and the user should know which words were g
 A word is a run of letters and digits with at least one letter, casefolded and NFKC-normalised
 (as SentencePiece normalises); punctuation and apostrophes separate words ("l'avez" is "l",
 "avez"). Scripts written without spaces (Chinese, Japanese, Thai, ...) count each character as a
-word. The model folder stores the set (modelfile.SOURCE_WORDS_FILE) when it is complete and not
-larger than MAX_WORDS; without it there is no note. This module imports neither torch nor NumPy.
+word. The model folder stores the set (modelfile.SOURCE_WORDS_FILE) unless the corpus has more
+than MAX_WORDS of them or more than training_data.WORDS_MAX_PAIRS pairs; without it there is no
+note. Training also warns when many dev sentences hold words the set lacks
+(training_data.unseen_dev_words_warning). This module imports neither torch nor NumPy.
 """
 
 from __future__ import annotations
