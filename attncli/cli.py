@@ -47,8 +47,9 @@ SplitOption = Annotated[bool, typer.Option(
 
 
 def note_unusual_input(translator) -> None:
-    """A stderr line each, once per command, if the model read any characters as <unk> and if
-    any source words never occurred in its training corpus."""
+    """A stderr line each if the model read any characters as <unk> and if any source words never
+    occurred in its training corpus, since the last call: once at the end of a command, after
+    each line in an interactive session."""
     if translator.unknown_characters:
         from .text import unknown_note
 
@@ -57,6 +58,8 @@ def note_unusual_input(translator) -> None:
         from .source_words import unseen_note
 
         sys.stderr.write(f"attncli: note: {unseen_note(list(translator.unseen_words))}\n")
+    translator.unknown_characters.clear()
+    translator.unseen_words.clear()
 
 
 PrecisionOption = Annotated[Precision, typer.Option(
@@ -281,9 +284,13 @@ def translate(
             translator, lines = Translator.for_lines(_stdin_text_lines(), model, threads, precision.value, device)
             outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin",
                                                   split=split)
+        interactive = sentence is None and sys.stdin.isatty()
         with progress as counted:
             for output in counted(outputs):
                 sys.stdout.write(output + "\n")
+                if interactive:                  # the line's notes before the next prompt
+                    sys.stdout.flush()
+                    note_unusual_input(translator)
         sys.stdout.flush()
         note_unusual_input(translator)
 
@@ -552,6 +559,9 @@ def _align_stdin(model: str, runtime: tuple[str, str], beam: Optional[int], leng
     with progress as counted:
         for alignment in counted(alignments):
             _show_alignment(alignment, output_format, subwords, settings, None)
+            if typed:                            # the line's notes before the next prompt
+                sys.stdout.flush()
+                note_unusual_input(translator)
     note_unusual_input(translator)
 
 

@@ -58,9 +58,10 @@ def unseen(known: frozenset[str], text: str) -> list[str]:
 def unseen_note(words: Sequence[str]) -> str:
     """The line that names the input words the model never saw in training."""
     shown = ", ".join(words[:NOTE_SHOWN]) + (f" and {len(words) - NOTE_SHOWN:,} more" if len(words) > NOTE_SHOWN else "")
-    what = "1 word" if len(words) == 1 else f"{len(words):,} words"
-    return (f"{what} of the input never occurred in this model's training corpus ({shown}): "
-            "their translations are guesses from their pieces.")
+    if len(words) == 1:
+        return f"1 word of the input never occurred in this model's training corpus ({shown}): its translation is a guess."
+    return (f"{len(words):,} words of the input never occurred in this model's training corpus ({shown}): "
+            "their translations are guesses.")
 
 
 def parse_words(text: str) -> frozenset[str]:

@@ -290,7 +290,7 @@ def unseen_dev_words_warning(words: frozenset[str], dev_sources: Sequence[str]) 
         return None
     missing = sum(len(found) for found in unseen_words)
     return (f"{sentences:,} of {len(dev_sources):,} dev sentences ({sentences / len(dev_sources):.0%}) hold a word no "
-            f"training pair has ({missing:,} of their {total:,} words): the model can only guess such words, and "
+            f"training pair has ({missing:,} of the {total:,} dev words): the model can only guess such words, and "
             f"pairs that hold them would help more than any option.")
 
 

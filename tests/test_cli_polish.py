@@ -20,6 +20,8 @@ import pytest
 from conftest import SUBPROCESS_ENV, assert_one_line_error, default_sigint, only_notes
 
 from attncli.alignment import format_pharaoh
+from attncli.modelfile import read_source_words
+from attncli.source_words import unseen, unseen_note
 from attncli.translator import Translator
 
 
@@ -249,15 +251,22 @@ class Terminal:
         return status
 
 
+def note_after(model: Path, line: str) -> str:
+    """The stderr note an interactive session shows right after `line`: the words of it the
+    model's training corpus lacks (the tiny model's has "tengo" but not "hambre")."""
+    words = unseen(read_source_words(model), line)
+    return f"attncli: note: {unseen_note(words)}\n" if words else ""
+
+
 def test_translate_on_a_terminal_translates_each_typed_line(tiny_model_dir):
     expected = Translator.load(tiny_model_dir, sentences=1).translate(["Tengo hambre.", "¿Dónde está el perro?"], 1)
     terminal = Terminal(["translate", "-m", tiny_model_dir, "--beam", "1"])
     try:
         terminal.wait_for("> ")                                  # a prompt, before anything is typed
         terminal.type("Tengo hambre.\n".encode())
-        terminal.wait_for(f"Tengo hambre.\n{expected[0]}\n> ")   # translated at once, then the next prompt
+        terminal.wait_for(f"Tengo hambre.\n{expected[0]}\n{note_after(tiny_model_dir, 'Tengo hambre.')}> ")   # translated at once, its note, the next prompt
         terminal.type("\n¿Dónde está el perro?\n".encode())      # a blank line is skipped
-        terminal.wait_for(f"{expected[1]}\n> ")
+        terminal.wait_for(f"{expected[1]}\n{note_after(tiny_model_dir, '¿Dónde está el perro?')}> ")
         terminal.type(b"\x04")                                   # Ctrl-D
         assert terminal.close() == 0
     finally:
@@ -272,7 +281,7 @@ def test_inspect_alignment_on_a_terminal_aligns_each_typed_line(tiny_model_dir):
     try:
         terminal.wait_for("> ")
         terminal.type("Tengo hambre.\n".encode())
-        terminal.wait_for(f"Tengo hambre.\n{format_pharaoh(links)}\n> ")
+        terminal.wait_for(f"Tengo hambre.\n{format_pharaoh(links)}\n{note_after(tiny_model_dir, 'Tengo hambre.')}> ")
         terminal.type(b"\x04")
         assert terminal.close() == 0
     finally:

@@ -113,7 +113,7 @@ def test_warnings_about_the_data(tmp_path):
 def test_a_dev_set_full_of_words_the_corpus_lacks_is_a_warning(tmp_path):
     many = pairs(*[f"frase {i}" for i in range(1200)])
     found = data_warnings(tmp_path, many, pairs("frase nueva", "otra cosa", "frase 3000", "frase 4000", "Frase 5000"))
-    assert found == ["2 of 5 dev sentences (40%) hold a word no training pair has (3 of their 7 words): the model "
+    assert found == ["2 of 5 dev sentences (40%) hold a word no training pair has (3 of the 7 dev words): the model "
                      "can only guess such words, and pairs that hold them would help more than any option."]
     assert data_warnings(tmp_path, many, pairs("frase nueva", "frase 3000", "frase 4000", "Frase 5000", "frase 6000")) == []
 

@@ -29,7 +29,7 @@ def test_the_set_is_the_training_words_or_none_when_too_large():
 
 def test_the_note_names_the_words_and_how_many_more():
     assert unseen_note(["bailando"]) == ("1 word of the input never occurred in this model's training corpus "
-                                         "(bailando): their translations are guesses from their pieces.")
+                                         "(bailando): its translation is a guess.")
     many = unseen_note([f"w{i}x" for i in range(NOTE_SHOWN + 3)])
     assert many.startswith(f"{NOTE_SHOWN + 3} words of the input") and "w11x and 3 more)" in many
 
@@ -49,7 +49,7 @@ def test_translating_notes_the_unseen_words_once_and_only_those(run_cli, tiny_mo
         f"{' '.join(seen)} zorglub.\nzorglub y blorft.\n{' '.join(seen)}\n").encode())
     assert result.exit_code == 0 and len(result.stdout.splitlines()) == 3
     assert result.stderr == ("attncli: note: 2 words of the input never occurred in this model's training corpus "
-                             "(zorglub, blorft): their translations are guesses from their pieces.\n")
+                             "(zorglub, blorft): their translations are guesses.\n")
     assert run_cli(["translate", "--model", tiny_model_dir, " ".join(seen)]).stderr == ""
 
 
