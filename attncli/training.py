@@ -484,6 +484,7 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
     saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite and ranks.main)
     if saved is not None:
+        check_time_left(saved, config.max_minutes)
         config = config.resuming(saved.model_config)
     data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
@@ -576,6 +577,15 @@ def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = 
         raise OptionError(f"{state_dir}: holds an unfinished run for --out {out_dir}; "
                           "add --resume to continue it, or --overwrite to start over.")
     return None
+
+
+def check_time_left(saved: TrainState, max_minutes: float) -> None:
+    """Refuse to resume a run that has already used the whole --max-minutes (it counts the whole
+    run, not this session of it): it would stop before its first update."""
+    used = saved.progress.elapsed_s / 60
+    if 0 < max_minutes <= used:
+        raise OptionError(f"--max-minutes {max_minutes:g}: this run has trained {used:.1f} minutes already, and the "
+                          "limit counts the whole run; give a larger one to continue it.")
 
 
 def starting_tokenizers(saved: TrainState | None, start_model: LoadedModel | None) -> tuple[Tokenizer, Tokenizer] | None:

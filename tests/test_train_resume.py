@@ -175,6 +175,11 @@ def test_time_limit_keeps_the_state_and_resume_continues(numbers, references, tm
     assert result.stop_reason.startswith("reached --max-minutes") and result.steps == 1
     assert result.state_dir is not None and result.state_dir.is_dir()
     assert [record["step"] for record in result.history] == [1]
+    from attncli.errors import OptionError
+
+    with pytest.raises(OptionError, match="--max-minutes 1e-09: this run has trained 0.0 minutes already, and the "
+                                          "limit counts the whole run; give a larger one"):
+        train(numbers[0], numbers[1], out, limited, resume=True)     # the same limit: nothing left to train
     result = train(numbers[0], numbers[1], out, RUN, resume=True)
     assert result.steps == reference.result.steps and result.stop_reason == reference.result.stop_reason
     regular = list(range(8, result.steps + 1, 8))            # (an averaged validation may follow)
