@@ -366,6 +366,9 @@ def resolve_model_path(name_or_dir: str | Path) -> Path:
     if len(path.parts) != 1 or path.name == "..":
         if path.is_dir():
             return path
+        if path.is_file():
+            folder = f"; give its folder, {path.parent}" if path.name == CONFIG_FILE else ""
+            raise ModelFileError(f"model '{name_or_dir}' is a file, not a model folder (one holding {CONFIG_FILE}){folder}.")
         raise ModelFileError(f"unknown model '{name_or_dir}': no such folder.")
     places = model_search_path()
     for place in places:

@@ -71,6 +71,10 @@ def test_folder_without_config_is_skipped_but_a_path_is_taken_as_given(places):
     assert resolve_model_path(places["env1"]) == places["env1"]    # a path is never searched
     with pytest.raises(ModelFileError, match="no such folder"):
         resolve_model_path(places["env1"] / "nothing")
+    fake_model(places["env1"] / "x")
+    with pytest.raises(ModelFileError, match=f"'{places['env1'] / 'x' / 'config.json'}' is a file, not a model folder "
+                                             rf"\(one holding config.json\); give its folder, {places['env1'] / 'x'}\."):
+        resolve_model_path(places["env1"] / "x" / "config.json")
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="XDG_DATA_HOME is the Linux rule")
