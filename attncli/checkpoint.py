@@ -76,7 +76,7 @@ class Progress:
     elapsed_s: float = 0.0
     precision: str = "float32"          # training arithmetic, resolved (training_precision.py)
     processes: int = 1                  # training processes (torchrun ranks); --resume needs as many
-    loss_scale: float = 0.0             # float16's gradient scaler: its scale (0: no scaler) ...
+    loss_scale: float = 0.0             # the gradient scaler (float16; bfloat16 on a GPU): its scale (0: no scaler) ...
     scale_growth: int = 0               # ... and its count of steps since the scale last changed
 
 

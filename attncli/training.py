@@ -24,7 +24,6 @@ import random
 import signal
 import time
 from contextlib import nullcontext
-from functools import cached_property
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Callable, Sequence
@@ -50,7 +49,8 @@ from .run_lock import run_lock
 from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
-from .training_data import TrainingData, make_training_batch, prepare_data, trained_source_words
+from .training_data import (TrainingData, make_training_batch, prepare_data, trained_source_words,
+                            unseen_dev_words_warning)
 from .training_precision import autocast, loss_scaler, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
@@ -148,6 +148,7 @@ class RunSetup:
     watched: list[WatchedPair] = field(default_factory=list)   # sentences whose attention is recorded
     ranks: Ranks = field(default_factory=Ranks)                # the processes training this model together
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    source_words: frozenset[str] | None = None                 # for the model folder (rank 0's)
 
 
 class TrainingRun:
@@ -353,15 +354,7 @@ class TrainingRun:
                               "epoch": min(progress.epoch, self.config.epochs)},
             training_seconds=round(self.elapsed(), 1), training_precision=progress.precision, history=progress.history)
         save_model(setup.out_dir, self.model, setup.data.src_tok, setup.data.tgt_tok, summary,
-                   fp16=self.config.fp16_weights, source_words=self.source_words)
-
-    @cached_property
-    def source_words(self) -> frozenset[str] | None:
-        """The training sources' words for the model folder, found at the first save (a fine-tuned
-        model's include its start model's)."""
-        start = self.setup.info.init_from
-        start_words = read_source_words(resolve_model_path(start)) if start is not None else None
-        return trained_source_words(self.setup.data, start_words, fine_tuned=start is not None)
+                   fp16=self.config.fp16_weights, source_words=setup.source_words)
 
     def finish(self, stop: StopReason) -> None:
         """After the last update: average the kept best weights (saved only if better on dev);
@@ -480,7 +473,8 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     for path in (request.corpus_path, request.dev_path):
         if path is not None:
             check_readable_file(path)
-    init_weights = resolve_model_path(request.init_from) / WEIGHTS_FILE if request.init_from is not None else None
+    start_dir = resolve_model_path(request.init_from) if request.init_from is not None else None
+    init_weights = start_dir / WEIGHTS_FILE if start_dir is not None else None
     fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
     saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite and ranks.main)
     if saved is not None:
@@ -496,13 +490,14 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
                      dev=str(request.dev_path) if request.dev_path is not None else None,
                      guide_alignments=str(request.guide_path) if request.guide_path is not None else None,
                      init_from=request.init_from, defaults=SearchDefaults(config.beam, config.length_penalty))
+    source_words = run_source_words(data, start_dir, on_event) if ranks.main else None
     watched = with_dev_references(watched, data.dev_pairs)
     check_watch_lengths(watched, data.src_tok, data.tgt_tok)
     if watched:
         info = dataclasses.replace(info, watch=tuple(watched))
     guard = StopRequests(request.stop_signals, immediate=ranks.world == 1)
     setup = RunSetup(config, data, model.to(device), request.out_dir, fingerprint, info, on_event, guard, watched,
-                     ranks, device)
+                     ranks, device, source_words)
     run = TrainingRun(setup, resolve_train_precision(config.train_precision, device), saved)
     run.start = clock_start - run.progress.elapsed_s          # reading and encoding count as training time
     if saved is not None:
@@ -577,6 +572,17 @@ def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = 
         raise OptionError(f"{state_dir}: holds an unfinished run for --out {out_dir}; "
                           "add --resume to continue it, or --overwrite to start over.")
     return None
+
+
+def run_source_words(data: TrainingData, start_dir: Path | None,
+                     on_event: Callable[[TrainEvent], None]) -> frozenset[str] | None:
+    """The words this model is trained on (a fine-tuned one's include its start model's), for its
+    folder; warns when many dev sentences hold words outside them."""
+    start = read_source_words(start_dir) if start_dir is not None else None
+    words = trained_source_words(data, start, fine_tuned=start_dir is not None)
+    if words is not None and (warning := unseen_dev_words_warning(words, [pair.source for pair in data.dev_pairs])):
+        on_event(TrainEvent("warning", message=warning))
+    return words
 
 
 def check_time_left(saved: TrainState, max_minutes: float) -> None:

@@ -26,7 +26,7 @@ from .corpus_passes import SPM_SAMPLE_PAIRS
 from .errors import CorpusError, OptionError
 from .events import TrainEvent
 from .recipe import complete_recipe
-from .source_words import decoded, training_words, unseen, word_keys
+from .source_words import decoded, training_words, word_keys
 from .subword_sampling import Resampler
 from .tokenizer import Tokenizer
 from .word_aligner import VERSION as ALIGNER_VERSION
@@ -55,7 +55,6 @@ class TrainingData:
     config: TrainConfig
     dev_pairs: list[SentencePair]
     resampler: Resampler | None = None     # --subword-sampling above 0: pairs drawn anew each update
-    source_words: frozenset[str] | None = None   # the training sources' words (corpus_words)
 
 
 def train_tokenizers(pairs: Sequence[SentencePair], config: TrainConfig,
@@ -134,17 +133,13 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     train = EncodedPairs.open(folder, meta)
     dev_pairs = given_dev if given_dev is not None else read_pairs(folder / "dev.tsv")
     dev = encode_corpus(dev_pairs, src_tok, tgt_tok)
-    words = corpus_words(train, src_tok)
     if recipe:
         on_event(TrainEvent("note", message=recipe))
     pieces_made = len(tgt_tok) if tokenizers is None else None
     for warning in data_warnings(meta, train, dev, pieces_made, config.vocab_size, recipe_vocab):
         on_event(TrainEvent("warning", message=warning))
-    if words is not None and (warning := unseen_dev_words_warning(words, [pair.source for pair in dev_pairs])):
-        on_event(TrainEvent("warning", message=warning))
     resampler = Resampler(src_tok, tgt_tok, config.subword_sampling, config.max_len) if config.subword_sampling else None
-    return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs, resampler,
-                        words)
+    return TrainingData(train, dev, [pair.target for pair in dev_pairs], src_tok, tgt_tok, config, dev_pairs, resampler)
 
 
 class CacheNeeds(NamedTuple):
@@ -284,11 +279,11 @@ def corpus_words(train: EncodedPairs, src_tok: Tokenizer) -> frozenset[str] | No
 def unseen_dev_words_warning(words: frozenset[str], dev_sources: Sequence[str]) -> str | None:
     """A warning when at least UNSEEN_DEV_SHARE of the dev sentences hold a word that no training
     source has: the commonest limit of a small corpus, which no option lifts."""
-    unseen_words = [unseen(words, source) for source in dev_sources]
-    sentences, total = sum(1 for found in unseen_words if found), sum(len(word_keys(source)) for source in dev_sources)
+    dev_words = [word_keys(source) for source in dev_sources]
+    sentences = sum(1 for found in dev_words if any(word not in words for word in found))
     if not dev_sources or sentences < UNSEEN_DEV_SHARE * len(dev_sources):
         return None
-    missing = sum(len(found) for found in unseen_words)
+    missing, total = sum(word not in words for found in dev_words for word in found), sum(map(len, dev_words))
     return (f"{sentences:,} of {len(dev_sources):,} dev sentences ({sentences / len(dev_sources):.0%}) hold a word no "
             f"training pair has ({missing:,} of the {total:,} dev words): the model can only guess such words, and "
             f"pairs that hold them would help more than any option.")
@@ -296,9 +291,10 @@ def unseen_dev_words_warning(words: frozenset[str], dev_sources: Sequence[str]) 
 
 def trained_source_words(data: TrainingData, start: frozenset[str] | None = None,
                          fine_tuned: bool = False) -> frozenset[str] | None:
-    """The words of the training sources for the model folder, with those of the `start` model
-    when `fine_tuned`; None for a fine-tuned model whose start model has none (the notes would
-    name words it saw)."""
-    if data.source_words is None or (fine_tuned and start is None):
+    """The words the model is trained on, for the model folder and the dev warning: its training
+    sources', with those of the `start` model when `fine_tuned`; None for a fine-tuned model
+    whose start model has none (the notes would name words it saw)."""
+    if fine_tuned and start is None:
         return None
-    return data.source_words | (start or frozenset())
+    words = corpus_words(data.train, data.src_tok)
+    return None if words is None else words | (start or frozenset())

@@ -241,7 +241,7 @@ class Translator:
         self._note_unknown(self.src_tokenizer, text.split(), ids, word_of_piece)
         if self.known_words is not None:         # a word with a character read as <unk> is in that note already
             self.unseen_words.update(dict.fromkeys(word for word in unseen(self.known_words, text)
-                                                   if not any(char in self.unknown_characters for char in word)))
+                                                   if not any(char.casefold() in word for char in self.unknown_characters)))
         return ids, word_of_piece
 
     def _note_unknown(self, tokenizer: Tokenizer, words: Sequence[str], ids: Sequence[int],

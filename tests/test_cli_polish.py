@@ -255,6 +255,7 @@ def note_after(model: Path, line: str) -> str:
     """The stderr note an interactive session shows right after `line`: the words of it the
     model's training corpus lacks (the tiny model's has "tengo" but not "hambre")."""
     words = unseen(read_source_words(model), line)
+    assert line != "Tengo hambre." or words == ["hambre"]          # the check of where the note goes holds
     return f"attncli: note: {unseen_note(words)}\n" if words else ""
 
 

@@ -110,12 +110,16 @@ def test_warnings_about_the_data(tmp_path):
     assert overlap == ["5 of 6 dev pairs are also training pairs: dev scores will look better than the model is."]
 
 
-def test_a_dev_set_full_of_words_the_corpus_lacks_is_a_warning(tmp_path):
-    many = pairs(*[f"frase {i}" for i in range(1200)])
-    found = data_warnings(tmp_path, many, pairs("frase nueva", "otra cosa", "frase 3000", "frase 4000", "Frase 5000"))
-    assert found == ["2 of 5 dev sentences (40%) hold a word no training pair has (3 of the 7 dev words): the model "
-                     "can only guess such words, and pairs that hold them would help more than any option."]
-    assert data_warnings(tmp_path, many, pairs("frase nueva", "frase 3000", "frase 4000", "Frase 5000", "frase 6000")) == []
+def test_a_dev_set_full_of_words_the_corpus_lacks_is_a_warning():
+    from attncli.source_words import training_words
+    from attncli.training_data import unseen_dev_words_warning
+
+    words = training_words(f"frase {i}" for i in range(1200))
+    found = unseen_dev_words_warning(words, ["frase nueva", "otra cosa", "frase 3000", "frase 4000", "Frase 5000"])
+    assert found == ("2 of 5 dev sentences (40%) hold a word no training pair has (3 of the 7 dev words): the model "
+                     "can only guess such words, and pairs that hold them would help more than any option.")
+    assert unseen_dev_words_warning(words, ["frase nueva", "frase 3000", "frase 4000", "Frase 5000", "frase 6000"]) is None
+    assert unseen_dev_words_warning(words, []) is None
 
 
 def test_duplicates_are_estimated_in_bounded_memory(monkeypatch):

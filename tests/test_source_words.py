@@ -18,6 +18,7 @@ def test_words_are_casefolded_letter_runs_split_at_punctuation_and_apostrophes()
         "por", "qué", "estáis", "bailando", "l", "avez", "vous", "dit", "tom", "s", "e", "mail"]
     assert word_keys("ﬁn") == ["fin"]                        # NFKC, as SentencePiece normalises
     assert word_keys("我爱你 东京タワー") == ["我", "爱", "你", "东", "京", "タ", "ワ", "ー"]   # unspaced scripts: characters
+    assert word_keys("हिन्दी भाषा, İstanbul") == ["हिन्दी", "भाषा", "i̇stanbul"]    # combining marks stay in their word
 
 
 def test_the_set_is_the_training_words_or_none_when_too_large():
