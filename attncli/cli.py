@@ -271,11 +271,12 @@ def translate(
             raise OptionError("the sentence is empty.")
         from .translator import Translator
 
-        progress = nullcontext(iter)
+        progress, interactive = nullcontext(iter), False
         if sentence is not None:
             translator = Translator.load(model, threads, precision.value, sentences=1, device=device)
             outputs = translator.translate_stream([sentence], beam, length_penalty, batch_tokens, split=split)
         elif sys.stdin.isatty():             # typed at a terminal: each line as soon as it is typed
+            interactive = True
             translator = Translator.load(model, threads, precision.value, sentences=1, device=device)
             outputs = _interactively(lambda lines: translator.translate_stream(
                 lines, beam, length_penalty, batch_tokens, chunk=1, split=split), "translate")
@@ -284,7 +285,6 @@ def translate(
             translator, lines = Translator.for_lines(_stdin_text_lines(), model, threads, precision.value, device)
             outputs = translator.translate_stream(lines, beam, length_penalty, batch_tokens, source_name="stdin",
                                                   split=split)
-        interactive = sentence is None and sys.stdin.isatty()
         with progress as counted:
             for output in counted(outputs):
                 sys.stdout.write(output + "\n")

@@ -3,9 +3,9 @@ the model never saw. On a small corpus that is the commonest reason for a wrong 
 Tatoeba es-en pairs: 63% of the dev sentences hold a word the training pairs lack): the model
 guesses such a word from its pieces, and the user should know which words were guesses.
 
-A word is a run of letters and digits with at least one letter, casefolded and NFKC-normalised
-(as SentencePiece normalises); punctuation and apostrophes separate words ("l'avez" is "l",
-"avez"). Scripts written without spaces (Chinese, Japanese, Thai, ...) count each character as a
+A word is a run of letters, digits and combining marks with at least one letter, casefolded and
+NFKC-normalised (as SentencePiece normalises); punctuation and apostrophes separate words
+("l'avez" is "l", "avez"). Scripts written without spaces (Chinese, Japanese, Thai, ...) count each character as a
 word. The model folder stores the set (modelfile.SOURCE_WORDS_FILE) unless the corpus has more
 than MAX_WORDS of them or more than training_data.WORDS_MAX_PAIRS pairs; without it there is no
 note. Training also warns when many dev sentences hold words the set lacks

@@ -49,8 +49,7 @@ from .run_lock import run_lock
 from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
-from .training_data import (TrainingData, make_training_batch, prepare_data, trained_source_words,
-                            unseen_dev_words_warning)
+from .training_data import TrainingData, corpus_words, make_training_batch, prepare_data, unseen_dev_words_warning
 from .training_precision import autocast, loss_scaler, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
@@ -576,11 +575,15 @@ def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = 
 
 def run_source_words(data: TrainingData, start_dir: Path | None,
                      on_event: Callable[[TrainEvent], None]) -> frozenset[str] | None:
-    """The words this model is trained on (a fine-tuned one's include its start model's), for its
-    folder; warns when many dev sentences hold words outside them."""
-    start = read_source_words(start_dir) if start_dir is not None else None
-    words = trained_source_words(data, start, fine_tuned=start_dir is not None)
-    if words is not None and (warning := unseen_dev_words_warning(words, [pair.source for pair in data.dev_pairs])):
+    """The words this model is trained on, for its folder: its training sources', and a fine-tuned
+    one's start model's too (none if that model has none: the notes would name words it saw);
+    warns when many dev sentences hold words outside them."""
+    start = read_source_words(start_dir) if start_dir is not None else frozenset()
+    words = corpus_words(data.train, data.src_tok) if start is not None else None
+    if words is None:
+        return None
+    words |= start
+    if warning := unseen_dev_words_warning(words, [pair.source for pair in data.dev_pairs]):
         on_event(TrainEvent("warning", message=warning))
     return words
 

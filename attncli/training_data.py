@@ -31,7 +31,7 @@ from .subword_sampling import Resampler
 from .tokenizer import Tokenizer
 from .word_aligner import VERSION as ALIGNER_VERSION
 
-WORDS_MAX_PAIRS = 2_000_000      # a larger corpus's model folder holds no source-words.txt (~1.5 s per 100k pairs)
+WORDS_MAX_PAIRS = 2_000_000      # a larger corpus's model folder holds no source-words.txt (~2.5 s per 100k pairs)
 
 
 @dataclass
@@ -288,13 +288,3 @@ def unseen_dev_words_warning(words: frozenset[str], dev_sources: Sequence[str]) 
             f"training pair has ({missing:,} of the {total:,} dev words): the model can only guess such words, and "
             f"pairs that hold them would help more than any option.")
 
-
-def trained_source_words(data: TrainingData, start: frozenset[str] | None = None,
-                         fine_tuned: bool = False) -> frozenset[str] | None:
-    """The words the model is trained on, for the model folder and the dev warning: its training
-    sources', with those of the `start` model when `fine_tuned`; None for a fine-tuned model
-    whose start model has none (the notes would name words it saw)."""
-    if fine_tuned and start is None:
-        return None
-    words = corpus_words(data.train, data.src_tok)
-    return None if words is None else words | (start or frozenset())

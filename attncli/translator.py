@@ -54,9 +54,9 @@ class Translator:
         self.precision = precision
         self.text = TextPipeline(card.text)      # info.text: how the training text was normalised
         self._corpus = card.corpus
-        # every character read as <unk> so far (sources and given targets), in the order first seen
+        # the characters read as <unk> (sources and given targets) and the source words the training
+        # corpus lacked (with known_words), in the order first seen, until the CLI notes and clears them
         self.unknown_characters: dict[str, None] = {}
-        # every source word the training corpus lacked (with known_words), in the order first seen
         self.unseen_words: dict[str, None] = {}
 
     @staticmethod

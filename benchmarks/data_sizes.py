@@ -35,8 +35,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))     # this tree's attncli, not an installed one
 from attncli.config import TrainConfig  # noqa: E402
 from attncli.modelfile import read_source_words  # noqa: E402
-from attncli.source_words import unseen  # noqa: E402
 from attncli.recipe import complete_recipe  # noqa: E402
+from attncli.source_words import unseen  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CORPORA = ROOT.parent / "shared" / "corpora"
