@@ -76,6 +76,9 @@ minutes (4,000 pieces, the lexical model): 47.52 (63.35) vs 44.94 (60.85), thoug
 costs ~8% more (guide matrices built per pair), so a budget of 90 minutes or less takes it too;
 longer runs on large corpora are not measured yet and keep the shipped recipe, without it.
 
+Above word_aligner.MAX_PAIRS pairs the built-in aligner, which holds the corpus in memory, is not
+chosen (--guide-alignments brings an outside aligner's links).
+
 A vocabulary the rule chose grows to hold every distinct character of a corpus that has more
 (Chinese, Japanese: training_data.train_tokenizers). Any option given on the command line (or set
 in TrainConfig) wins over the rule.
@@ -126,6 +129,10 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     rule["tied_output"] = row.tied_output and config.embed_size == config.hidden_size
     if shortened:
         rule.update(SHORT_BUDGET_CHOICES)
+    from .word_aligner import MAX_PAIRS as aligner_max_pairs      # the aligner holds the corpus in memory
+    too_many_to_align = rule["aligner_guide"] and pairs > aligner_max_pairs
+    if too_many_to_align:
+        rule["aligner_guide"] = False
     chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
     if not chosen:
         return config, ""
@@ -139,7 +146,7 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
                                   else "no subword sampling"),
              "lexical_model": "lexical model" if chosen.get("lexical_model") else "no lexical model",
              "aligner_guide": ("attention guided by the built-in aligner" if chosen.get("aligner_guide")
-                               else "no aligner guide")}
+                               else "no aligner guide" + too_many_to_align * f" (it aligns at most {aligner_max_pairs:,} pairs)")}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
     budget = f" in {config.max_minutes:g} minutes" if shortened and chosen.keys() & SHORT_BUDGET_CHOICES.keys() else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"

@@ -52,6 +52,18 @@ def test_a_short_time_budget_gives_large_corpora_a_4k_vocabulary_and_the_lexical
     assert config.aligner_guide is (vocab != 8000)     # and the aligner guide
 
 
+@pytest.mark.parametrize("pairs, minutes", [(600_000, 30), (4_000, 0)])
+def test_the_recipe_does_not_choose_the_aligner_for_more_pairs_than_it_holds(pairs, minutes, monkeypatch):
+    """A corpus too large for the built-in aligner (word_aligner.MAX_PAIRS) trains unguided
+    rather than stopping on an option the user never gave."""
+    monkeypatch.setattr("attncli.word_aligner.MAX_PAIRS", min(pairs - 1, 500_000))
+    config, line = complete_recipe(TrainConfig(max_minutes=minutes), pairs)
+    assert config.aligner_guide is False and config.lexical_model is True
+    assert line.endswith(f"no aligner guide (it aligns at most {min(pairs - 1, 500_000):,} pairs) (options override)")
+    config, line = complete_recipe(TrainConfig(max_minutes=minutes, aligner_guide=True), pairs)
+    assert config.aligner_guide is True and "aligner" not in line     # given: word_aligner's one-line error
+
+
 def test_options_given_win():
     given = TrainConfig(vocab_size=500, batch_tokens=1000, dropout=0.1, tied_output=False, warmup_steps=7,
                         learning_rate=0.005, subword_sampling=0.0, lexical_model=False, aligner_guide=False)

@@ -110,3 +110,14 @@ def test_a_corpus_too_large_for_the_aligner_is_one_line(run_cli, tmp_path, corpu
     result = run_cli(["train", corpus_files[0], "--out", tmp_path / "m", "--aligner-guide", "--vocab-size", "300"])
     assert_one_line_error(result, "--aligner-guide", "100", "--guide-alignments", code=1)
     assert not (tmp_path / "m").exists() and not list((tmp_path / "cache").glob("*/meta.json"))
+
+
+def test_a_corpus_too_large_for_the_aligner_trains_unguided_when_nobody_asked_for_it(run_cli, tmp_path, corpus_files,
+                                                                                      monkeypatch):
+    monkeypatch.setattr("attncli.word_aligner.MAX_PAIRS", 100)
+    monkeypatch.setenv("ATTNCLI_CACHE_DIR", str(tmp_path / "cache"))
+    result = run_cli(["train", corpus_files[0], "--dev", corpus_files[1], "--out", tmp_path / "m", "--epochs", "1",
+                      "--vocab-size", "300", "--embed-size", "32", "--hidden-size", "32", "--threads", "1"])
+    assert result.exit_code in (0, None), result.stderr
+    assert "no aligner guide (it aligns at most 100 pairs)" in result.stderr
+    assert (tmp_path / "m" / "model.safetensors").exists()
