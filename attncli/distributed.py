@@ -21,11 +21,18 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import torch
 
 from .errors import OptionError
+
+# How long a collective may wait. Rank 0 alone reads and encodes the corpus (and runs the aligner)
+# while the others wait at a barrier: a 4 GB corpus took ~10 minutes on 2 cores (README "Large
+# corpora"); torch's default of 30 minutes would end such a run. A rank that fails is stopped by
+# torchrun, which stops the others, so a long wait here is not a hang.
+JOIN_TIMEOUT = timedelta(hours=4)
 
 
 def threads_per_process() -> int:
@@ -49,7 +56,7 @@ class Ranks:
     def join(cls, device: torch.device) -> "Ranks":
         """Join torchrun's process group when started by it (WORLD_SIZE > 1): gloo on the CPU; on
         GPUs, NCCL for CUDA tensors (the gradients) and gloo for the small CPU ones (token counts,
-        decisions), each process on its own GPU."""
+        decisions). `device` is this process's own (`local_device`)."""
         world = int(os.environ.get("WORLD_SIZE", "1"))
         if world == 1:
             return cls()
@@ -57,19 +64,29 @@ class Ranks:
 
         if not dist.is_initialized():
             if device.type == "cuda":
-                local = cls.local_device(device)
-                torch.cuda.set_device(local)
-                dist.init_process_group("cpu:gloo,cuda:nccl", device_id=local)
+                torch.cuda.set_device(device)
+                dist.init_process_group("cpu:gloo,cuda:nccl", device_id=device, timeout=JOIN_TIMEOUT)
             else:
-                dist.init_process_group("gloo")
+                dist.init_process_group("gloo", timeout=JOIN_TIMEOUT)
         return cls(dist.get_rank(), dist.get_world_size())
 
     @staticmethod
     def local_device(device: torch.device) -> torch.device:
-        """Under torchrun each process on a machine takes its own GPU (LOCAL_RANK)."""
-        if device.type == "cuda" and device.index is None and "LOCAL_RANK" in os.environ:
-            return torch.device("cuda", int(os.environ["LOCAL_RANK"]))
-        return device
+        """This process's device: under torchrun each process on a machine takes its own GPU
+        (LOCAL_RANK); one GPU named for several processes, or more processes than GPUs, is a
+        one-line error (the same on every process, so rank 0 says it)."""
+        if device.type != "cuda" or "LOCAL_RANK" not in os.environ:
+            return device
+        processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
+        if device.index is not None and processes > 1:
+            raise OptionError(f"--device {device}: {processes} processes on this machine cannot share one GPU; "
+                              "use --device cuda (each process takes its own).")
+        if device.index is not None:
+            return device
+        if processes > torch.cuda.device_count():
+            raise OptionError(f"--device cuda: {processes} processes on this machine need a GPU each and it has "
+                              f"{torch.cuda.device_count()}; start at most that many (--nproc, --nproc_per_node).")
+        return torch.device("cuda", int(os.environ["LOCAL_RANK"]))      # an index: set_device and NCCL need one
 
     def share(self, batch: Any) -> Any:
         """This rank's pairs of a global batch: every world-th one, from its rank."""

@@ -18,7 +18,7 @@ import torch
 
 from .batch import bucketed_batches, make_batch
 from .config import CPU_PRECISIONS
-from .devices import resolve_device, search_autocast, search_precision
+from .devices import search_autocast, search_precision, translation_device
 from .modelfile import LoadedModel, load_model
 from .search import Hypothesis, search, teacher_forced_attention
 from .search_decoder import SearchDecoder
@@ -44,7 +44,7 @@ class TorchTranslator(Translator):
         """Load `directory` on `device` (--device) with search in `precision` (--precision, resolved there)."""
         if threads or not os.environ.get("OMP_NUM_THREADS"):
             torch.set_num_threads(threads or os.cpu_count() or 1)
-        torch_device = resolve_device(device)
+        torch_device = translation_device(device, precision)
         return cls(load_model(directory), search_precision(precision, torch_device), torch_device)
 
     @cached_property

@@ -436,12 +436,11 @@ def train(corpus_path: Path | str, dev_path: Path | str | None, out_dir: Path | 
                          Path(guide_path) if guide_path is not None else None,
                          str(init_from) if init_from is not None else None, resume, overwrite,
                          Path(cache_dir) if cache_dir is not None else None, tuple(stop_signals))
-    torch_device = resolve_device(device)
+    torch_device = Ranks.local_device(resolve_device(device))      # under torchrun: this process's GPU
     resolve_train_precision(config.train_precision, torch_device)    # refused here, not after reading the data
     ranks = Ranks.join(torch_device)
     try:
-        result = _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks,
-                               ranks.local_device(torch_device))
+        result = _train_joined(request, config, on_event if ranks.main else lambda event: None, ranks, torch_device)
     except TrainingInterrupted:
         ranks.leave()              # all ranks stopped at the same update (a failed rank: torchrun stops the rest)
         raise
@@ -475,9 +474,10 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     start_dir = resolve_model_path(request.init_from) if request.init_from is not None else None
     init_weights = start_dir / WEIGHTS_FILE if start_dir is not None else None
     fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
-    saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite and ranks.main)
+    saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite, discard=ranks.main)
     if saved is not None:
         check_time_left(saved, config.max_minutes)
+        check_precision_runs_on(saved, device, request.out_dir)
         config = config.resuming(saved.model_config)
     data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
@@ -557,16 +557,19 @@ def check_output_folder(out_dir: Path, may_replace_model: bool) -> None:
         raise OptionError(f"--out {out_dir}: cannot write in {out_dir.absolute().parent}.")
 
 
-def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = False) -> TrainState | None:
+def saved_run(out_dir: Path, fingerprint: dict, resume: bool, overwrite: bool = False,
+              discard: bool = True) -> TrainState | None:
     """The state of the stopped run to continue (--resume), checked against this run's data and
-    options; with `overwrite` (and no resume) a stopped run's state is removed: this run starts over."""
+    options; with `overwrite` (and no resume) a stopped run's state is removed (by the process
+    that may `discard` it: rank 0) and this run starts over."""
     state_dir = state_dir_for(out_dir)
     if resume:
         saved = load_train_state(state_dir)
         check_fingerprint(saved.fingerprint, fingerprint, state_dir)
         return saved
     if state_dir.exists() and overwrite:
-        discard_train_state(state_dir)
+        if discard:
+            discard_train_state(state_dir)
     elif state_dir.exists():
         raise OptionError(f"{state_dir}: holds an unfinished run for --out {out_dir}; "
                           "add --resume to continue it, or --overwrite to start over.")
@@ -595,6 +598,14 @@ def check_time_left(saved: TrainState, max_minutes: float) -> None:
     if 0 < max_minutes <= used:
         raise OptionError(f"--max-minutes {max_minutes:g}: this run has trained {used:.1f} minutes already, and the "
                           "limit counts the whole run; give a larger one to continue it.")
+
+
+def check_precision_runs_on(saved: TrainState, device: torch.device, out_dir: Path) -> None:
+    """Refuse to resume a GPU's float16 run on the CPU, which has no float16 LSTM (bfloat16 and
+    float32 runs continue on either)."""
+    if saved.progress.precision == "float16" and device.type != "cuda":
+        raise OptionError(f"--resume: {state_dir_for(out_dir)} was trained in float16 on a GPU, which the CPU "
+                          "cannot continue (it has no float16 LSTM); resume it with --device cuda.")
 
 
 def starting_tokenizers(saved: TrainState | None, start_model: LoadedModel | None) -> tuple[Tokenizer, Tokenizer] | None:

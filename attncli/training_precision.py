@@ -35,9 +35,9 @@ def resolve_train_precision(choice: str, device: "torch.device | None" = None) -
         raise OptionError(f"--train-precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {choice!r}.")
     on_gpu = device is not None and device.type == "cuda"
     if choice == "auto" and on_gpu:
-        import torch
+        from .devices import gpu_has_bf16
 
-        return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+        return "bfloat16" if gpu_has_bf16(device) else "float16"
     if choice == "auto":
         return "bfloat16" if has_bf16_matmul() else "float32"
     if choice == "float16" and not on_gpu:

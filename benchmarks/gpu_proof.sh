@@ -12,8 +12,8 @@
 # CORPUS (default ../shared/corpora/tatoeba-es-en) must hold train.tsv and dev.tsv (on a machine
 # without ../shared: copy them into gpu-corpus/, which git ignores, and set CORPUS=gpu-corpus); OUT (default
 # /tmp/gpu-proof) receives the logs; DEVICE (default cuda) may be cpu for a dry run; PYTHON
-# (default python3) needs torch with CUDA, sentencepiece, sacrebleu, safetensors, typer, rich,
-# numpy and platformdirs. Results go to stdout as KEY=VALUE lines; progress to stderr.
+# (default python3) needs torch with CUDA, sentencepiece, sacrebleu (and its numpy), safetensors,
+# typer and rich. Results go to stdout as KEY=VALUE lines; progress to stderr.
 set -u
 MINUTES=${1:-3}
 PY=${PYTHON:-python3}
@@ -31,7 +31,7 @@ import torch
 from attncli.machine import format_machine_report, machine_report
 print(f"torch={torch.__version__} cuda={torch.version.cuda} gpus={torch.cuda.device_count()}")
 for i in range(torch.cuda.device_count()):
-    print(f"gpu{i}={torch.cuda.get_device_name(i)} bf16={torch.cuda.is_bf16_supported()}")
+    print(f"gpu{i}={torch.cuda.get_device_name(i)} compute_capability={torch.cuda.get_device_capability(i)}")
 print(f"cpu={format_machine_report(machine_report())}")
 EOF
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from attncli.batch import make_batch
-from attncli.devices import resolve_device, search_autocast, search_precision
+from attncli.devices import resolve_device, search_autocast, search_precision, translation_device
 from attncli.errors import OptionError
 from attncli.scoring import length_limit
 from attncli.search import search
@@ -138,3 +138,52 @@ def test_watching_during_training_leaves_the_model_on_the_runs_device(monkeypatc
     monkeypatch.setattr(torch_runtime.TorchTranslator, "__init__", recording)
     train(corpus_files[0], corpus_files[1], tmp_path / "m", replace(TINY, epochs=1, valid_every=3, watch=("Tengo un perro.",)))
     assert devices and all(device == (torch.device("cpu"),) for device in devices)
+
+
+class FakeGpu:
+    """torch.cuda.get_device_properties's answer for a GPU of this compute capability."""
+
+    def __init__(self, major: int) -> None:
+        self.major = major
+
+
+@pytest.mark.parametrize("major, chosen", [(7, "float16"), (8, "bfloat16"), (9, "bfloat16")])
+def test_auto_takes_bfloat16_only_on_gpus_that_multiply_it_in_hardware(monkeypatch, major, chosen):
+    """torch.cuda.is_bf16_supported() says yes on a T4 or V100 too, where bfloat16 is emulated."""
+    from attncli.training_precision import resolve_train_precision
+
+    asked = []
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: asked.append(device) or FakeGpu(major))
+    assert search_precision("auto", torch.device("cuda", 1)) == chosen
+    assert resolve_train_precision("auto", torch.device("cuda", 1)) == chosen
+    assert asked == [torch.device("cuda", 1)] * 2                      # the GPU asked for, not the current one
+
+
+def test_auto_device_translates_int8_on_the_cpu_even_beside_a_gpu(monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    assert translation_device("auto", "int8") == torch.device("cpu")
+    assert translation_device("auto", "float32") == torch.device("cuda")
+    assert translation_device("cpu", "auto") == torch.device("cpu")
+
+
+@pytest.mark.parametrize("processes, gpus, device, local_rank, expected", [
+    ("1", 0, "cpu", "0", "cpu"), ("2", 0, "cpu", "1", "cpu"),         # the CPU: every process shares it
+    ("1", 2, "cuda:1", "0", "cuda:1"),                                  # one process: the GPU named
+    ("1", 1, "cuda", "0", "cuda:0"),                                    # an index, as set_device and NCCL need
+    ("2", 2, "cuda", "1", "cuda:1"),                                    # each process its own GPU
+    ("2", 2, "cuda:0", "0", "--device cuda:0: 2 processes on this machine cannot share one GPU"),
+    ("4", 2, "cuda", "0", "--device cuda: 4 processes on this machine need a GPU each and it has 2")])
+def test_each_process_takes_its_own_gpu_or_says_why_it_cannot(monkeypatch, processes, gpus, device, local_rank,
+                                                                 expected):
+    from attncli.distributed import Ranks
+
+    monkeypatch.delenv("LOCAL_RANK", raising=False)
+    assert Ranks.local_device(torch.device("cuda")) == torch.device("cuda")    # without torchrun: as given
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
+    monkeypatch.setenv("LOCAL_RANK", local_rank)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
+    if expected.startswith("--"):
+        with pytest.raises(OptionError, match=expected):
+            Ranks.local_device(torch.device(device))
+    else:
+        assert Ranks.local_device(torch.device(device)) == torch.device(expected)

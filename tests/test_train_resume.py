@@ -319,7 +319,8 @@ def stopped_args(numbers, out: Path, *extra: str) -> list[str]:
     (["--resume"], "shape", ["state.safetensors", "shape"]),
     (["--resume"], "spm", ["spm.src.model"]),
     (["--resume"], "pickle", ["state.safetensors"]),
-], ids=["no-resume", "other-size", "other-seed", "truncated", "json", "shape", "spm", "pickle"])
+    (["--resume"], "float16", ["--resume", "float16", "--device cuda"]),      # a GPU run's state, on the CPU
+], ids=["no-resume", "other-size", "other-seed", "truncated", "json", "shape", "spm", "pickle", "float16"])
 def test_resume_problems_are_one_line(run_cli, numbers, stopped_copy, extra, damage, words):
     state = Path(f"{stopped_copy}.train-state")
     tensors = state / "state.safetensors"
@@ -338,4 +339,17 @@ def test_resume_problems_are_one_line(run_cli, numbers, stopped_copy, extra, dam
         (state / "spm.src.model").write_bytes(b"not a sentencepiece model")
     elif damage == "pickle":
         torch.save({"x": 1}, tensors)
+    elif damage == "float16":
+        document = json.loads((state / "state.json").read_text())
+        (state / "state.json").write_text(json.dumps({**document, "precision": "float16"}))
     assert_one_line_error(run_cli(stopped_args(numbers, stopped_copy, *extra)), *words)
+
+
+def test_overwrite_leaves_the_stopped_state_to_rank_0(stopped_copy):
+    """Under torchrun every process is given --overwrite, and only rank 0 removes the stopped
+    run's state: another rank that refused it, or raced rank 0 to it, would stop the run."""
+    from attncli.training import saved_run
+
+    state = Path(f"{stopped_copy}.train-state")
+    assert saved_run(stopped_copy, {}, resume=False, overwrite=True, discard=False) is None and state.is_dir()
+    assert saved_run(stopped_copy, {}, resume=False, overwrite=True) is None and not state.exists()
