@@ -20,7 +20,7 @@ from typing import Callable, Iterator, Optional
 import typer
 from typing_extensions import Annotated
 
-from .config import DECODE_BATCH_TOKENS, DEVICES_HELP, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
+from .config import DECODE_BATCH_HELP, DEVICES_HELP, PRECISIONS, TRAIN_PRECISIONS, TrainConfig
 from .errors import AttncliError, CorpusError, InputError, OptionError
 
 # -h is --help on every command (click's contexts pass it down); --install-completion and
@@ -251,7 +251,7 @@ def translate(
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size; 1 is greedy search. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
-    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
+    batch_tokens: Annotated[Optional[int], typer.Option(help=DECODE_BATCH_HELP)] = None,
     threads: Annotated[int, typer.Option(help="CPU threads for stdin of more than 32 lines, which torch translates (0: all cores).")] = 0,
     precision: PrecisionOption = Precision.auto,
     device: DeviceOption = "auto",
@@ -384,7 +384,7 @@ def evaluate(
     model: ModelOption = "es-en",
     beam: Annotated[Optional[int], typer.Option(help="Beam size. Default: the model's.")] = None,
     length_penalty: Annotated[Optional[float], typer.Option(help="Length normalisation exponent. Default: the model's.")] = None,
-    batch_tokens: Annotated[int, typer.Option(help="Source tokens x beam per decoding batch.")] = DECODE_BATCH_TOKENS,
+    batch_tokens: Annotated[Optional[int], typer.Option(help=DECODE_BATCH_HELP)] = None,
     output: Annotated[Optional[Path], typer.Option(help="Also write the translations to this file, one line per TEST pair.")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the scores as JSON.")] = False,
     threads: Annotated[int, typer.Option(help="CPU threads (0: all cores).")] = 0,

@@ -17,6 +17,13 @@ from .errors import ModelFileError, OptionError
 # Source tokens x beam per decoding batch (translate, evaluate). 8000, about 1,000 hypotheses of
 # Tatoeba length, ran beam 5 8-20% faster than 2000 on 2 cores; 16000 and 32000 were slower again.
 DECODE_BATCH_TOKENS = 8000
+STREAM_CHUNK_LINES = 500          # lines read ahead and searched together by translate and evaluate
+# A GPU's (torch_runtime.py): one batch at a time, so larger ones fill it; guesses, not yet
+# measured on a GPU (the search's memory is small: 64,000 hypothesis tokens x 384 floats ~ 0.1 GB).
+GPU_DECODE_BATCH_TOKENS = 64000
+GPU_STREAM_CHUNK_LINES = 4000
+DECODE_BATCH_HELP = (f"Source tokens x beam per decoding batch. Default: {DECODE_BATCH_TOKENS:,} on the CPU, "
+                     f"{GPU_DECODE_BATCH_TOKENS:,} on a GPU.")
 
 # Arithmetic of translation's recurrent and output products (int8.py, search_decoder.py). int8 ran
 # beam 5 ~1.6x faster than float32 with dev BLEU within 0.05 (README, "Speed"). int8 is a CPU

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from .batch import bucketed_batches, make_batch
-from .config import CPU_PRECISIONS
+from .config import CPU_PRECISIONS, GPU_DECODE_BATCH_TOKENS, GPU_STREAM_CHUNK_LINES
 from .devices import search_autocast, search_precision, translation_device
 from .modelfile import LoadedModel, load_model
 from .search import Hypothesis, search, teacher_forced_attention
@@ -34,6 +34,8 @@ class TorchTranslator(Translator):
         super().__init__(loaded.src_tokenizer, loaded.tgt_tokenizer, loaded.model_info, precision)
         self.model = loaded.model.to(device)
         self.torch_device = device
+        if device.type == "cuda":
+            self.decode_batch_tokens, self.stream_chunk_lines = GPU_DECODE_BATCH_TOKENS, GPU_STREAM_CHUNK_LINES
 
     @property
     def device(self) -> str:  # type: ignore[override]

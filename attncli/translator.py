@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Iterable, Iterator, Sequence, overload
 
 from .alignment import Alignment, assemble_alignment, encode_target, own_translation
-from .config import (CPU_PRECISIONS, DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, check_batch_tokens,
+from .config import (CPU_PRECISIONS, DECODE_BATCH_TOKENS, DEFAULT_PRECISION, PRECISIONS, STREAM_CHUNK_LINES, check_batch_tokens,
                      check_beam, check_length_penalty)
 from .errors import InputError, InputTooLongError, OptionError
 from .model_info import ModelInfo, languages_of
@@ -46,6 +46,8 @@ class Translator:
     device = "cpu"                # where it runs: "cpu", or a GPU ("cuda:0") for the torch runtime
     name = ""                     # the model folder's name (set by `load`): its languages if info.text has none
     known_words: frozenset[str] | None = None   # the training sources' words (set by `load`), if the folder has them
+    decode_batch_tokens = DECODE_BATCH_TOKENS    # the default batch_tokens (a GPU's is larger: torch_runtime.py)
+    stream_chunk_lines = STREAM_CHUNK_LINES      # lines searched together by translate_stream
 
     def __init__(self, src_tokenizer: Tokenizer, tgt_tokenizer: Tokenizer, card: ModelInfo, precision: str) -> None:
         self.src_tokenizer, self.tgt_tokenizer = src_tokenizer, tgt_tokenizer
@@ -120,24 +122,27 @@ class Translator:
     # -- shared by every runtime ----------------------------------------------------------------
 
     def search_settings(self, beam_size: int | None, length_penalty: float | None,
-                        batch_tokens: int = DECODE_BATCH_TOKENS) -> tuple[int, float]:
-        """The beam size and length penalty to search with: the given ones, checked, else the model's."""
+                        batch_tokens: int | None = None) -> tuple[int, float, int]:
+        """The beam size, length penalty and batch tokens to search with: the given ones, checked,
+        else the model's (and the runtime's batch tokens)."""
         beam = self.default_beam if beam_size is None else beam_size
         check_beam(beam)
         if length_penalty is not None:
             check_length_penalty(length_penalty)
-        check_batch_tokens(batch_tokens)
-        return beam, self.default_length_penalty if length_penalty is None else length_penalty
+        if batch_tokens is not None:
+            check_batch_tokens(batch_tokens)
+        return (beam, self.default_length_penalty if length_penalty is None else length_penalty,
+                self.decode_batch_tokens if batch_tokens is None else batch_tokens)
 
     @overload
     def translate(self, sentences: str, beam_size: int | None = None, length_penalty: float | None = None,
-                  batch_tokens: int = DECODE_BATCH_TOKENS, *, split: bool = True) -> str: ...
+                  batch_tokens: int | None = None, *, split: bool = True) -> str: ...
 
     @overload
     def translate(self, sentences: Sequence[str], beam_size: int | None = None, length_penalty: float | None = None,
-                  batch_tokens: int = DECODE_BATCH_TOKENS, *, split: bool = True) -> list[str]: ...
+                  batch_tokens: int | None = None, *, split: bool = True) -> list[str]: ...
 
-    def translate(self, sentences, beam_size=None, length_penalty=None, batch_tokens=DECODE_BATCH_TOKENS, *, split=True):
+    def translate(self, sentences, beam_size=None, length_penalty=None, batch_tokens=None, *, split=True):
         """Translations of `sentences` (lines, each split into sentences unless `split` is False:
         see translate_stream), in order (one string: its translation, a string). An empty or
         blank one translates to ""."""
@@ -147,9 +152,11 @@ class Translator:
                                           split=split))
 
     def translate_stream(self, lines: Iterable[str], beam_size: int | None = None, length_penalty: float | None = None,
-                         batch_tokens: int = DECODE_BATCH_TOKENS, chunk: int = 500, source_name: str | None = None,
+                         batch_tokens: int | None = None, chunk: int | None = None, source_name: str | None = None,
                          split: bool = True) -> Iterator[str]:
-        """Translate an iterable of lines lazily, `chunk` lines at a time, yielding one output per line.
+        """Translate an iterable of lines lazily, `chunk` lines at a time (None: the runtime's
+        stream_chunk_lines), yielding one output per line. `batch_tokens` (source tokens x beam per
+        batch; None: the runtime's decode_batch_tokens) bounds each search batch.
 
         With `split` (the default) each line is split into sentences (text.sentences), a sentence
         longer than the model takes is cut at its clauses, and the translations of a line's parts,
@@ -159,9 +166,9 @@ class Translator:
         so, not UTF-8 text) stops the stream after the translations of the lines before it;
         with `source_name` the error names `source:line`.
         """
-        beam, alpha = self.search_settings(beam_size, length_penalty, batch_tokens)
+        beam, alpha, batch_tokens = self.search_settings(beam_size, length_penalty, batch_tokens)
         done = 0
-        for pending in _chunks(lines, chunk):
+        for pending in _chunks(lines, chunk or self.stream_chunk_lines):
             yield from self._translate_chunk(pending, beam, alpha, batch_tokens, done, source_name, split)
             done += len(pending)
 
@@ -272,7 +279,7 @@ class Translator:
         own translation, the words are its output pieces grouped at word starts ("▁"). A piece
         read as <unk> is named with the text it stands for, "<unk:🐕>".
         """
-        beam, alpha = self.search_settings(beam_size, length_penalty)    # checked even when targets are given
+        beam, alpha, _ = self.search_settings(beam_size, length_penalty)    # checked even when targets are given
         if not sources:
             return []
         if normalize:
@@ -280,7 +287,7 @@ class Translator:
             targets = None if targets is None else [self.text.target(target) for target in targets]
         src_encoded = [self.encode_source(source) for source in sources]
         if targets is None:
-            searched = self.search_ids([ids for ids, _ in src_encoded], beam, alpha, DECODE_BATCH_TOKENS)
+            searched = self.search_ids([ids for ids, _ in src_encoded], beam, alpha, self.decode_batch_tokens)
             tgt_encoded = [own_translation(self.tgt_tokenizer, ids or []) for ids in searched]
         else:
             tgt_encoded = [encode_target(self.tgt_tokenizer, target) for target in targets]

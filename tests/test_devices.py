@@ -187,3 +187,22 @@ def test_each_process_takes_its_own_gpu_or_says_why_it_cannot(monkeypatch, proce
             Ranks.local_device(torch.device(device))
     else:
         assert Ranks.local_device(torch.device(device)) == torch.device(expected)
+
+
+def test_a_gpu_searches_in_larger_batches_unless_told(monkeypatch, tiny_model_dir):
+    from attncli.config import DECODE_BATCH_TOKENS, GPU_DECODE_BATCH_TOKENS, GPU_STREAM_CHUNK_LINES, STREAM_CHUNK_LINES
+    from attncli.modelfile import load_model
+    from attncli.torch_runtime import TorchTranslator
+
+    loaded = load_model(tiny_model_dir)
+    monkeypatch.setattr(type(loaded.model), "to", lambda model, device: model)    # no GPU here: it stays put
+    gpu = TorchTranslator(loaded, "float32", torch.device("cuda"))
+    assert (gpu.decode_batch_tokens, gpu.stream_chunk_lines) == (GPU_DECODE_BATCH_TOKENS, GPU_STREAM_CHUNK_LINES)
+    cpu = Translator.load(tiny_model_dir, threads=1, device="cpu")
+    assert (cpu.decode_batch_tokens, cpu.stream_chunk_lines) == (DECODE_BATCH_TOKENS, STREAM_CHUNK_LINES)
+    seen = []
+    monkeypatch.setattr(type(cpu), "search_ids",
+                        lambda self, encoded, beam, alpha, batch_tokens: seen.append(batch_tokens) or [[]] * len(encoded))
+    cpu.translate(["uno dos"])
+    cpu.translate(["uno dos"], batch_tokens=123)
+    assert seen == [DECODE_BATCH_TOKENS, 123]
