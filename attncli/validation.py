@@ -8,6 +8,7 @@ from typing import Sequence
 import torch
 
 from .batch import bucketed_batches, make_batch
+from .config import GPU_DECODE_BATCH_TOKENS
 from .loss import sequence_loss
 from .model import Seq2Seq
 from .tokenizer import Tokenizer
@@ -19,6 +20,9 @@ class DevScores:
     loss: float      # mean per-token cross-entropy, no label smoothing
     bleu: float
     chrf: float
+
+
+VALIDATION_BATCH_TOKENS = 3000     # greedy dev translation on the CPU, one batch at a time
 
 
 @torch.inference_mode()
@@ -37,15 +41,18 @@ def evaluate_loss(model: Seq2Seq, corpus: EncodedCorpus, batch_tokens: int) -> f
 
 @torch.inference_mode()
 def decode_corpus(model: Seq2Seq, src: Sequence[Sequence[int]], tgt_tok: Tokenizer,
-                  batch_tokens: int = 3000, beam_size: int = 1, length_penalty: float = 1.0) -> list[str]:
-    """Translate already-encoded sources in length-sorted batches, with the model's float32
-    arithmetic (validation ranks checkpoints of the model itself); results in input order."""
+                  batch_tokens: int | None = None, beam_size: int = 1, length_penalty: float = 1.0) -> list[str]:
+    """Translate already-encoded sources in length-sorted batches (None: VALIDATION_BATCH_TOKENS, a
+    GPU's translation batches there), with the model's float32 arithmetic (validation ranks
+    checkpoints of the model itself); results in input order."""
     from .search import search
     from .search_decoder import SearchDecoder
 
     model.eval()
     decoder = SearchDecoder(model.decoder, "float32")       # built once: it copies the current weights
     device = next(model.parameters()).device
+    if batch_tokens is None:
+        batch_tokens = GPU_DECODE_BATCH_TOKENS if device.type == "cuda" else VALIDATION_BATCH_TOKENS
     outputs = [""] * len(src)
     lengths = [len(s) for s in src]
     for indices in bucketed_batches(lengths, lengths, batch_tokens):
