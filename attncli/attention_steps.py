@@ -145,8 +145,8 @@ def _reading(translator: Translator, sentence: str, target: Optional[str], beam_
     sentence = translator.text.source(sentence)        # as the model's training text (info.text), if it says
     src_ids, src_word_of_piece = translator.encode_source(sentence)
     if target is None:
-        beam, _, _ = translator.search_settings(beam_size, None)
-        searched = translator.search_ids([src_ids], beam, translator.default_length_penalty, translator.decode_batch_tokens)[0]
+        beam, alpha, batch_tokens = translator.search_settings(beam_size, None)
+        searched = translator.search_ids([src_ids], beam, alpha, batch_tokens)[0]
         tgt = own_translation(translator.tgt_tokenizer, searched or [])
     else:
         tgt = encode_target(translator.tgt_tokenizer, translator.text.target(target))

@@ -79,8 +79,10 @@ class OutputFormat(str, Enum):
 
 
 def fail(message: str, code: int = 1) -> None:
-    """One line on stderr, then exit. Among torchrun's processes only rank 0 says it."""
-    if os.environ.get("RANK", "0") == "0":
+    """One line on stderr, then exit. Among torchrun's processes the first of each machine
+    (LOCAL_RANK 0) says it: each machine's launcher shows its own processes' stderr, and an error
+    may be one machine's alone (too few GPUs there)."""
+    if os.environ.get("LOCAL_RANK", "0") == "0":
         sys.stderr.write(f"attncli: error: {message}\n")
         sys.stderr.flush()
     raise SystemExit(code)

@@ -40,7 +40,8 @@ EXACT_FLOAT32_INPUTS = 1040   # 1040 * 127 * 127 < 2**24: float32 sums of int8 p
 # gradient scaler); float32 master weights and a float32 loss always.
 TRAIN_PRECISIONS = ("auto", "float32", "bfloat16", "float16")
 
-# Where torch runs (--device of train, translate, evaluate, inspect alignment): devices.resolve_device.
+# Where torch runs (--device of train, translate, evaluate, inspect alignment): devices.resolve_device
+# (training), devices.translation_device (translation and alignment).
 DEVICES_HELP = "auto (CUDA when available, else CPU), cpu, cuda or cuda:N"
 
 # Sizes a model may have, as (low, high): checked for config.json (ModelConfig) and for the

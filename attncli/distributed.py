@@ -30,8 +30,8 @@ from .errors import OptionError
 
 # How long a collective may wait. Rank 0 alone reads and encodes the corpus (and runs the aligner)
 # while the others wait at a barrier: a 4 GB corpus took ~10 minutes on 2 cores (README "Large
-# corpora"); torch's default of 30 minutes would end such a run. A rank that fails is stopped by
-# torchrun, which stops the others, so a long wait here is not a hang.
+# corpora"); torch's defaults (10 minutes with NCCL, 30 with gloo) would end such runs. A rank that
+# fails is stopped by torchrun, which stops the others, so a long wait here is not a hang.
 JOIN_TIMEOUT = timedelta(hours=4)
 
 
@@ -74,7 +74,7 @@ class Ranks:
     def local_device(device: torch.device) -> torch.device:
         """This process's device: under torchrun each process on a machine takes its own GPU
         (LOCAL_RANK); one GPU named for several processes, or more processes than GPUs, is a
-        one-line error (the same on every process, so rank 0 says it)."""
+        one-line error (the same on every process of the machine, so its first says it: cli.fail)."""
         if device.type != "cuda" or "LOCAL_RANK" not in os.environ:
             return device
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
@@ -84,8 +84,9 @@ class Ranks:
         if device.index is not None:
             return device
         if processes > torch.cuda.device_count():
-            raise OptionError(f"--device cuda: {processes} processes on this machine need a GPU each and it has "
-                              f"{torch.cuda.device_count()}; start at most that many (--nproc, --nproc_per_node).")
+            raise OptionError(f"{processes} processes on this machine need a GPU each and it has "
+                              f"{torch.cuda.device_count()}: start at most that many (--nproc, --nproc_per_node), "
+                              "or train on the CPU (--device cpu).")
         return torch.device("cuda", int(os.environ["LOCAL_RANK"]))      # an index: set_device and NCCL need one
 
     def share(self, batch: Any) -> Any:

@@ -50,7 +50,7 @@ from .schedule import judge, scheduled_rate, validation_due
 from .stopping import StopReason, StopRequests
 from .tokenizer import Tokenizer
 from .training_data import TrainingData, corpus_words, make_training_batch, prepare_data, unseen_dev_words_warning
-from .training_precision import autocast, loss_scaler, resolve_train_precision
+from .training_precision import autocast, check_resumable_on, loss_scaler, resolve_train_precision
 from .validation import dev_scores
 from .watch import WatchedPair, check_watch_lengths, snapshot, watched_pairs, with_dev_references
 
@@ -477,7 +477,7 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite, discard=ranks.main)
     if saved is not None:
         check_time_left(saved, config.max_minutes)
-        check_precision_runs_on(saved, device, request.out_dir)
+        check_resumable_on(saved.progress.precision, device, state_dir_for(request.out_dir))
         config = config.resuming(saved.model_config)
     data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
@@ -598,14 +598,6 @@ def check_time_left(saved: TrainState, max_minutes: float) -> None:
     if 0 < max_minutes <= used:
         raise OptionError(f"--max-minutes {max_minutes:g}: this run has trained {used:.1f} minutes already, and the "
                           "limit counts the whole run; give a larger one to continue it.")
-
-
-def check_precision_runs_on(saved: TrainState, device: torch.device, out_dir: Path) -> None:
-    """Refuse to resume a GPU's float16 run on the CPU, which has no float16 LSTM (bfloat16 and
-    float32 runs continue on either)."""
-    if saved.progress.precision == "float16" and device.type != "cuda":
-        raise OptionError(f"--resume: {state_dir_for(out_dir)} was trained in float16 on a GPU, which the CPU "
-                          "cannot continue (it has no float16 LSTM); resume it with --device cuda.")
 
 
 def starting_tokenizers(saved: TrainState | None, start_model: LoadedModel | None) -> tuple[Tokenizer, Tokenizer] | None:

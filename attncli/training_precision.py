@@ -17,6 +17,7 @@ resumed run continues with the same arithmetic on any CPU.
 from __future__ import annotations
 
 from contextlib import AbstractContextManager, nullcontext
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .config import TRAIN_PRECISIONS
@@ -29,8 +30,9 @@ if TYPE_CHECKING:
 
 def resolve_train_precision(choice: str, device: "torch.device | None" = None) -> str:
     """"float32", "bfloat16" or "float16" for the option value `choice` (one of TRAIN_PRECISIONS)
-    on this CPU, or on `device` when it is a GPU (auto: bfloat16 where the GPU supports it, else
-    float16). float16 is a GPU's: the CPU's LSTM has no float16 kernel."""
+    on this CPU, or on `device` when it is a GPU (auto: bfloat16 where the GPU multiplies it in
+    hardware, devices.gpu_has_bf16, else float16). float16 is a GPU's: the CPU's LSTM has no
+    float16 kernel."""
     if choice not in TRAIN_PRECISIONS:
         raise OptionError(f"--train-precision must be one of {', '.join(TRAIN_PRECISIONS)}, got {choice!r}.")
     on_gpu = device is not None and device.type == "cuda"
@@ -43,6 +45,14 @@ def resolve_train_precision(choice: str, device: "torch.device | None" = None) -
     if choice == "float16" and not on_gpu:
         raise OptionError("--train-precision float16 runs on a GPU only (--device cuda); on the CPU use float32 or bfloat16.")
     return choice
+
+
+def check_resumable_on(precision: str, device: "torch.device", state_dir: Path) -> None:
+    """Refuse to resume a run trained in `precision` (resolved) on `device` where it cannot run: a
+    GPU's float16 run on the CPU (bfloat16 and float32 runs continue on either)."""
+    if precision == "float16" and device.type != "cuda":
+        raise OptionError(f"--resume: {state_dir} was trained in float16 on a GPU, which the CPU cannot "
+                          "continue (its LSTM has no float16 kernel); resume it with --device cuda.")
 
 
 def autocast(precision: str, device: "torch.device | None" = None) -> AbstractContextManager:

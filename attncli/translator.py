@@ -68,7 +68,7 @@ class Translator:
 
         `sentences`: how many sentences the caller will translate or align (None: many or
         unknown); a few run on the CPU in NumPy unless `device` names a GPU. `device` ("auto",
-        "cpu", "cuda", "cuda:N"; devices.resolve_device) and `threads` (0: all cores, or
+        "cpu", "cuda", "cuda:N"; devices.translation_device: "auto" with int8 is the CPU) and `threads` (0: all cores, or
         $OMP_NUM_THREADS) apply to the torch runtime. `precision` is the arithmetic of search's
         recurrent and output products: "int8" (~1.6x faster) or "float32" on the CPU, "float32",
         "float16" or "bfloat16" on a GPU; "auto" (the default) is int8 on the CPU and bfloat16
@@ -279,7 +279,7 @@ class Translator:
         own translation, the words are its output pieces grouped at word starts ("▁"). A piece
         read as <unk> is named with the text it stands for, "<unk:🐕>".
         """
-        beam, alpha, _ = self.search_settings(beam_size, length_penalty)    # checked even when targets are given
+        beam, alpha, batch_tokens = self.search_settings(beam_size, length_penalty)   # checked even when targets are given
         if not sources:
             return []
         if normalize:
@@ -287,7 +287,7 @@ class Translator:
             targets = None if targets is None else [self.text.target(target) for target in targets]
         src_encoded = [self.encode_source(source) for source in sources]
         if targets is None:
-            searched = self.search_ids([ids for ids, _ in src_encoded], beam, alpha, self.decode_batch_tokens)
+            searched = self.search_ids([ids for ids, _ in src_encoded], beam, alpha, batch_tokens)
             tgt_encoded = [own_translation(self.tgt_tokenizer, ids or []) for ids in searched]
         else:
             tgt_encoded = [encode_target(self.tgt_tokenizer, target) for target in targets]

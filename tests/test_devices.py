@@ -172,7 +172,7 @@ def test_auto_device_translates_int8_on_the_cpu_even_beside_a_gpu(monkeypatch):
     ("1", 1, "cuda", "0", "cuda:0"),                                    # an index, as set_device and NCCL need
     ("2", 2, "cuda", "1", "cuda:1"),                                    # each process its own GPU
     ("2", 2, "cuda:0", "0", "--device cuda:0: 2 processes on this machine cannot share one GPU"),
-    ("4", 2, "cuda", "0", "--device cuda: 4 processes on this machine need a GPU each and it has 2")])
+    ("4", 2, "cuda", "0", "4 processes on this machine need a GPU each and it has 2.*--nproc")])
 def test_each_process_takes_its_own_gpu_or_says_why_it_cannot(monkeypatch, processes, gpus, device, local_rank,
                                                                  expected):
     from attncli.distributed import Ranks
@@ -182,7 +182,7 @@ def test_each_process_takes_its_own_gpu_or_says_why_it_cannot(monkeypatch, proce
     monkeypatch.setenv("LOCAL_WORLD_SIZE", processes)
     monkeypatch.setenv("LOCAL_RANK", local_rank)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: gpus)
-    if expected.startswith("--"):
+    if not expected.startswith(("cpu", "cuda")):
         with pytest.raises(OptionError, match=expected):
             Ranks.local_device(torch.device(device))
     else:
@@ -205,4 +205,10 @@ def test_a_gpu_searches_in_larger_batches_unless_told(monkeypatch, tiny_model_di
                         lambda self, encoded, beam, alpha, batch_tokens: seen.append(batch_tokens) or [[]] * len(encoded))
     cpu.translate(["uno dos"])
     cpu.translate(["uno dos"], batch_tokens=123)
-    assert seen == [DECODE_BATCH_TOKENS, 123]
+    gpu.translate(["uno dos"])
+    assert seen == [DECODE_BATCH_TOKENS, 123, GPU_DECODE_BATCH_TOKENS]
+    chunks = []
+    monkeypatch.setattr(type(cpu), "_translate_chunk", lambda self, lines, *rest: chunks.append(len(lines)) or iter(()))
+    for translator in (cpu, gpu):
+        list(translator.translate_stream(["uno"] * (GPU_STREAM_CHUNK_LINES + 1)))
+    assert chunks == [STREAM_CHUNK_LINES] * (GPU_STREAM_CHUNK_LINES // STREAM_CHUNK_LINES) + [1, GPU_STREAM_CHUNK_LINES, 1]

@@ -123,3 +123,13 @@ def test_cuda_without_cuda_is_one_line(run_cli, corpus_files, tmp_path):
     assert_one_line_error(result, "--device cuda", "no CUDA GPU")
     result = run_cli(["train", corpus_files[0], "--out", tmp_path / "m", "--device", "tpu"])
     assert_one_line_error(result, "--device", "tpu")
+
+
+def test_overwrite_starts_a_stopped_run_over_on_every_process(corpus_files, tmp_path):
+    """--overwrite reaches every process and rank 0 alone removes the stopped run's state; the
+    other processes used to refuse it while rank 0 waited for them."""
+    (tmp_path / "m.train-state").mkdir()
+    code, out, err = finished(attncli("train", corpus_files[0], "--dev", corpus_files[1], "--out", tmp_path / "m",
+                                      "--epochs", "1", "--batch-tokens", "600", "--nproc", "2", "--overwrite", *OPTIONS))
+    assert code == 0, err[-2000:]
+    assert out.count("model:") == 1 and not (tmp_path / "m.train-state").exists()

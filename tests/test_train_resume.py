@@ -319,7 +319,7 @@ def stopped_args(numbers, out: Path, *extra: str) -> list[str]:
     (["--resume"], "shape", ["state.safetensors", "shape"]),
     (["--resume"], "spm", ["spm.src.model"]),
     (["--resume"], "pickle", ["state.safetensors"]),
-    (["--resume"], "float16", ["--resume", "float16", "--device cuda"]),      # a GPU run's state, on the CPU
+    (["--resume", "--device", "cpu"], "float16", ["--resume", "float16", "--device cuda"]),   # a GPU run's state
 ], ids=["no-resume", "other-size", "other-seed", "truncated", "json", "shape", "spm", "pickle", "float16"])
 def test_resume_problems_are_one_line(run_cli, numbers, stopped_copy, extra, damage, words):
     state = Path(f"{stopped_copy}.train-state")
