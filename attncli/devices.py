@@ -52,8 +52,8 @@ def search_precision(choice: str, device: torch.device) -> str:
         return ("bfloat16" if gpu_has_bf16(device) else "float16") if on_gpu else DEFAULT_PRECISION
     allowed = GPU_PRECISIONS if on_gpu else CPU_PRECISIONS
     if choice not in allowed:
-        where = "a GPU" if on_gpu else "the CPU"
-        raise OptionError(f"--precision {choice} does not run on {where} ({device}); there use {' or '.join(allowed)}.")
+        where = f"a GPU ({device})" if on_gpu else "the CPU"
+        raise OptionError(f"--precision {choice} does not run on {where}; use {' or '.join(allowed)} there.")
     return choice
 
 

@@ -174,10 +174,6 @@ class TrainingRun:
         """Continue from a saved state: weights, Adam, RNG (dropout masks) and progress."""
         if saved.model_config != self.model.config.to_dict():
             raise ModelFileError(f"{self.state_dir}: the saved model settings do not match this run.")
-        if saved.progress.processes != self.ranks.world:
-            raise OptionError(f"--resume: {self.state_dir} was trained by {saved.progress.processes} process(es), "
-                              f"this run has {self.ranks.world}; resume it with the same number (torchrun "
-                              f"--nproc_per_node, or --nproc).")
         self.model.load_state_dict(saved.model_state)
         optimizer_state = self.optimizer.state_dict()
         optimizer_state["state"] = saved.optimizer_state
@@ -476,11 +472,15 @@ def _train_locked(request: RunRequest, config: TrainConfig, on_event: Callable[[
     fingerprint = run_fingerprint(request.corpus_path, request.dev_path, config, request.guide_path, init_weights)
     saved = saved_run(request.out_dir, fingerprint, request.resume, request.overwrite, discard=ranks.main)
     if saved is not None:
+        check_same_processes(saved, ranks.world, state_dir_for(request.out_dir))
         check_time_left(saved, config.max_minutes)
         check_resumable_on(saved.progress.precision, device, state_dir_for(request.out_dir))
         config = config.resuming(saved.model_config)
     data = prepare_ranked(request, config, starting_tokenizers(saved, start_model), on_event, ranks)
     config = data.config                                     # with the recipe's choices
+    if ranks.world > 1:
+        on_event(TrainEvent("note", message=f"{ranks.world} processes: each update reads {ranks.world} × "
+                                            f"{config.batch_tokens:,} tokens (--batch-tokens per process)"))
     model = Seq2Seq(config.model_config(len(data.src_tok), len(data.tgt_tok)))
     if start_model is not None and saved is None:
         model.load_state_dict(start_model.model.state_dict())
@@ -589,6 +589,14 @@ def run_source_words(data: TrainingData, start_dir: Path | None,
     if warning := unseen_dev_words_warning(words, [pair.source for pair in data.dev_pairs]):
         on_event(TrainEvent("warning", message=warning))
     return words
+
+
+def check_same_processes(saved: TrainState, processes: int, state_dir: Path) -> None:
+    """Refuse to resume with another number of processes: each takes every N-th pair of a batch,
+    so another N would continue another run."""
+    if saved.progress.processes != processes:
+        raise OptionError(f"--resume: {state_dir} was trained by {saved.progress.processes} process(es), this run "
+                          f"has {processes}; resume it with the same number (torchrun --nproc_per_node, or --nproc).")
 
 
 def check_time_left(saved: TrainState, max_minutes: float) -> None:

@@ -61,6 +61,7 @@ def two_processes(tmp_path_factory, corpus_files) -> Path:
                                       env={**SUBPROCESS_ENV, "TMPDIR": str(temporary)}))
     assert code == 0, err
     assert "model:" in out and out.count("model:") == 1          # one summary: rank 0's
+    assert err.count("2 processes: each update reads 2 × 600 tokens") == 1
     assert [path.name for path in temporary.iterdir() if "torch" in path.name and "inductor" not in path.name] == []
     return folder / "two"
 
@@ -109,6 +110,7 @@ def test_an_interrupted_run_stops_every_process_and_resumes_exactly(corpus_files
     assert (tmp_path / "stopped.train-state").is_dir()
     code, _, err = finished(attncli(*run, "--out", tmp_path / "stopped", "--resume"))
     assert code == 1 and "trained by 2 process(es), this run has 1" in err, err
+    assert err.startswith("attncli: error:"), err                # refused before the data is read
     code, _, err = finished(attncli(*run, "--nproc", "2", "--out", tmp_path / "stopped", "--resume"))
     assert code == 0, err
     code, _, err = finished(attncli(*run, "--nproc", "2", "--out", tmp_path / "whole"))
