@@ -133,6 +133,8 @@ def prepare_data(corpus_path: Path | str, dev_path: Path | str | None, guide_pat
     train = EncodedPairs.open(folder, meta)
     dev_pairs = given_dev if given_dev is not None else read_pairs(folder / "dev.tsv")
     dev = encode_corpus(dev_pairs, src_tok, tgt_tok)
+    if recipe and tokenizers is not None:        # a resumed or fine-tuned run: the rest is fixed
+        recipe += "; the vocabulary and architecture are those of the model it continues"
     if recipe:
         on_event(TrainEvent("note", message=recipe))
     pieces_made = len(tgt_tok) if tokenizers is None else None

@@ -17,9 +17,13 @@ def test_init_from_starts_at_the_models_weights_and_keeps_its_vocabulary(tmp_pat
     # Other sizes and vocabulary on the command line, and a learning rate too small to move
     # anything: the result must be the start model itself, so its weights really were the start.
     config = dataclasses.replace(TINY, hidden_size=64, embed_size=16, vocab_size=200, epochs=1,
-                                 learning_rate=1e-12, warmup_steps=0)
+                                 learning_rate=1e-12, warmup_steps=0, batch_tokens=None)
     out = tmp_path / "tuned"
-    train(corpus_files[0], corpus_files[1], out, config, init_from=tiny_model_dir)
+    notes = []
+    train(corpus_files[0], corpus_files[1], out, config, init_from=tiny_model_dir,
+          on_event=lambda event: notes.append(event.message) if event.kind == "note" else None)
+    assert notes[0].startswith("360 training pairs → batches of 2,048 tokens, ")   # the recipe chose only what is not fixed
+    assert notes[0].endswith("(options override); the vocabulary and architecture are those of the model it continues")
     start, tuned = load_model(tiny_model_dir), load_model(out)
     assert tuned.model.config == start.model.config
     assert tuned.src_tokenizer.model_proto == start.src_tokenizer.model_proto
