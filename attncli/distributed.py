@@ -78,10 +78,10 @@ class Ranks:
         if device.type != "cuda" or "LOCAL_RANK" not in os.environ:
             return device
         processes = int(os.environ.get("LOCAL_WORLD_SIZE", "1"))
-        if device.index is not None and processes > 1:
-            raise OptionError(f"--device {device}: {processes} processes on this machine cannot share one GPU; "
-                              "use --device cuda (each process takes its own).")
         if device.index is not None:
+            if processes > 1:
+                raise OptionError(f"--device {device}: {processes} processes on this machine cannot share one GPU; "
+                                  "use --device cuda (each process takes its own).")
             return device
         if processes > torch.cuda.device_count():
             raise OptionError(f"{processes} processes on this machine need a GPU each and it has "

@@ -130,9 +130,9 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
     if shortened:
         rule.update(SHORT_BUDGET_CHOICES)
     from .word_aligner import MAX_PAIRS as aligner_max_pairs      # the aligner holds the corpus in memory
-    too_many_to_align = rule["aligner_guide"] and pairs > aligner_max_pairs
-    if too_many_to_align:
-        rule["aligner_guide"] = False
+    unguided_why = ""
+    if rule["aligner_guide"] and pairs > aligner_max_pairs:
+        rule["aligner_guide"], unguided_why = False, f" (it aligns at most {aligner_max_pairs:,} pairs)"
     chosen = {name: value for name, value in rule.items() if getattr(config, name) is None}
     if not chosen:
         return config, ""
@@ -146,7 +146,7 @@ def complete_recipe(config: TrainConfig, pairs: int) -> tuple[TrainConfig, str]:
                                   else "no subword sampling"),
              "lexical_model": "lexical model" if chosen.get("lexical_model") else "no lexical model",
              "aligner_guide": ("attention guided by the built-in aligner" if chosen.get("aligner_guide")
-                               else "no aligner guide" + too_many_to_align * f" (it aligns at most {aligner_max_pairs:,} pairs)")}
+                               else "no aligner guide" + unguided_why)}
     described = ", ".join(words[name] for name in CHOSEN_FIELDS if name in chosen)
     budget = f" in {config.max_minutes:g} minutes" if shortened and chosen.keys() & SHORT_BUDGET_CHOICES.keys() else ""
     return dataclasses.replace(config, **chosen), f"{pairs:,} training pairs{budget} → {described} (options override)"
